@@ -1,0 +1,64 @@
+"""``demo``: every exchange over IPv4 and IPv6, narrated so a person can see it cross hosts."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+from lab.netinfo import is_loopback, local_addresses, plain_ip
+
+from . import exchanges
+from .report import summarize
+from .transport import retrying
+
+DEMO_ECHO_BYTES = 64 << 10
+
+
+def _addresses(host: str, family: int) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, None, family, socket.SOCK_STREAM)
+    except socket.gaierror:
+        return []
+    return sorted({plain_ip(info[4][0]) for info in infos})
+
+
+def crossed_hosts(result: dict, mine: list[str]) -> bool:
+    """Did this exchange leave this host? Our end is one of our addresses; theirs is not, nor loopback."""
+    return (result["local_ip"] in mine and result["peer_ip"] not in mine
+            and not is_loopback(result["peer_ip"]))
+
+
+def run(host: str, ports: dict[str, int], deadline_s: float, timeout_s: float,
+        say: Callable[[str], None] = print) -> dict:
+    me, mine = socket.gethostname(), local_addresses()
+    say(f"== sockets lab demo: client {me} ({', '.join(mine)}) -> server '{host}' ==")
+    retrying(f"{host} (DNS)", lambda: socket.getaddrinfo(host, None), deadline_s)
+    a, aaaa = _addresses(host, socket.AF_INET), _addresses(host, socket.AF_INET6)
+    say(f"'{host}' resolves to  A {', '.join(a) or '-'}   AAAA {', '.join(aaaa) or '-'}")
+    families = [(socket.AF_INET, "IPv4")] if a else []
+    if aaaa:
+        families.append((socket.AF_INET6, "IPv6"))
+    else:
+        say("no AAAA record for the server: the IPv6 exchanges are skipped")
+
+    results = []
+    for family, label in families:
+        say(f"-- over {label} --")
+        for result in (
+            exchanges.tcp_echo(host, ports["echo"], family, DEMO_ECHO_BYTES, deadline_s, timeout_s),
+            exchanges.udp_echo(host, ports["udp"], family, 512, 3, 5, 1.0, deadline_s),
+            exchanges.greet(host, ports["greet"], family, deadline_s, timeout_s),
+        ):
+            say("  " + summarize(result))
+            results.append(result)
+
+    crossed = all(crossed_hosts(r, mine) for r in results)
+    peers = sorted({r["peer_ip"] for r in results})
+    if crossed:
+        say(f"verdict: all {len(results)} exchanges crossed from this container "
+            f"({', '.join(mine)}) to another ({', '.join(peers)}); none used loopback.")
+    else:
+        say(f"verdict: NOT every exchange crossed hosts (peers {', '.join(peers)})")
+    return {"command": "demo", "client": me, "client_addresses": mine, "server_a": a,
+            "server_aaaa": aaaa, "crossed_hosts": crossed, "exchanges": results}
+

@@ -1,0 +1,46 @@
+"""Why a client command failed, each with its own exit status (documented in the README)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXIT_OK = 0
+EXIT_USAGE = 2  # argparse's own
+EXIT_UNREACHABLE = 3
+EXIT_TIMED_OUT = 4
+EXIT_PROTOCOL = 5
+EXIT_MISMATCH = 6
+
+
+class ClientError(Exception):
+    """A failure with a one-line message; ``details`` go into ``--json`` output."""
+
+    exit_status = 1
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class Unreachable(ClientError):
+    """The server could not be resolved or connected to, or the connection was lost."""
+
+    exit_status = EXIT_UNREACHABLE
+
+
+class TimedOut(ClientError):
+    """Connected, but the server stopped answering within the timeout."""
+
+    exit_status = EXIT_TIMED_OUT
+
+
+class ProtocolError(ClientError):
+    """The server answered something that does not follow the protocol."""
+
+    exit_status = EXIT_PROTOCOL
+
+
+class DataMismatch(ClientError):
+    """The bytes that came back are not the bytes we sent."""
+
+    exit_status = EXIT_MISMATCH

@@ -1,0 +1,195 @@
+"""One function per listener: do one exchange, check it, return a result dict.
+
+Results are plain dicts so the CLI can print them for people or as JSON for the tests.
+A failed check raises a ``ClientError`` carrying what was observed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+import time
+
+from lab.netinfo import endpoint, plain_ip
+
+from .errors import DataMismatch, ProtocolError, TimedOut, Unreachable
+from .transport import connect, endpoints, resolve, retrying
+
+RECV_BYTES = 64 << 10
+GREETING_MAX_BYTES = 4096
+
+
+def _lost(what: str, exc: OSError, **details: object) -> Unreachable:
+    return Unreachable(f"{what}: connection lost ({exc.strerror or exc})", **details)
+
+
+def tcp_echo(host: str, port: int, family: int, size: int, deadline_s: float,
+             timeout_s: float, payload: bytes | None = None,
+             connected: threading.Barrier | None = None) -> dict:
+    """Send ``size`` random bytes, half-close, read the echo to EOF, compare length and digest.
+
+    Sending runs in a thread while we read, so neither side's buffers can deadlock on a large
+    payload. ``connected`` lets several of these connect first and then all send at once.
+    """
+    payload = os.urandom(size) if payload is None else payload
+    sock, attempts = connect(host, port, family, deadline_s, timeout_s)
+    with sock:
+        info = endpoints(sock)
+        where = f"echo {endpoint((info['peer_ip'], info['peer_port']))}"
+        if connected is not None:
+            connected.wait(timeout_s)
+        started = time.perf_counter()
+        send_error: list[OSError] = []
+
+        def send() -> None:
+            try:
+                sock.sendall(payload)
+                sock.shutdown(socket.SHUT_WR)
+            except OSError as exc:
+                send_error.append(exc)
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        digest, received = hashlib.sha256(), 0
+        while True:
+            try:
+                chunk = sock.recv(RECV_BYTES)
+            except TimeoutError:
+                raise TimedOut(f"{where}: no data for {timeout_s:g}s after {received} of "
+                               f"{size} bytes", **info) from None
+            except OSError as exc:
+                raise _lost(where, exc, received=received, **info) from None
+            if not chunk:
+                break
+            digest.update(chunk)
+            received += len(chunk)
+        sender.join(timeout_s)
+        if send_error:
+            raise _lost(where, send_error[0], received=received, **info)
+    result = {
+        "command": "echo", **info, "sent": size, "received": received,
+        "sha256_sent": hashlib.sha256(payload).hexdigest(),
+        "sha256_received": digest.hexdigest(), "attempts": attempts,
+        "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+    result["digest_ok"] = received == size and result["sha256_sent"] == result["sha256_received"]
+    if not result["digest_ok"]:
+        raise DataMismatch(f"{where}: sent {size} bytes, got back {received} bytes with another "
+                           "digest", **result)
+    return result
+
+
+def tcp_echo_many(host: str, port: int, family: int, size: int, connections: int,
+                  deadline_s: float, timeout_s: float) -> dict:
+    """``connections`` clients at once, each with its own random payload; all must come back."""
+    barrier = threading.Barrier(connections)
+    results: list[dict | None] = [None] * connections
+    errors: list[Exception] = []
+
+    def one(i: int) -> None:
+        try:
+            results[i] = tcp_echo(host, port, family, size, deadline_s, timeout_s,
+                                  connected=barrier)
+        except Exception as exc:  # collected and reported below, one line
+            errors.append(exc)
+            barrier.abort()
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(deadline_s + timeout_s * 2)
+    done = [r for r in results if r is not None]
+    summary = {
+        "command": "echo", "connections": connections, "completed": len(done),
+        "distinct_payloads": len({r["sha256_sent"] for r in done}),
+        "all_ok": len(done) == connections and all(r["digest_ok"] for r in done),
+        "results": done,
+    }
+    if errors or not summary["all_ok"]:
+        first = next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)),
+                     errors[0] if errors else None)
+        cls = type(first) if first is not None and hasattr(first, "exit_status") else DataMismatch
+        raise cls(f"{len(done)} of {connections} echo clients succeeded"
+                  + (f"; first failure: {first}" if first else ""), **summary)
+    return summary
+
+
+def udp_echo(host: str, port: int, family: int, size: int, count: int, retries: int,
+             reply_timeout_s: float, deadline_s: float) -> dict:
+    """Send ``count`` datagrams one at a time; each must come back intact.
+
+    UDP may lose a datagram (or its echo): we resend after ``reply_timeout_s``, up to ``retries``
+    times, and report how many were resent. A stale echo of an earlier try is recognised by its
+    sequence number and skipped.
+    """
+    size = max(size, 8)
+    (fam, kind, proto, _, addr), _ = retrying(
+        f"{host}:{port}/udp", lambda: resolve(host, port, family, socket.SOCK_DGRAM)[0],
+        deadline_s)
+    resent = 0
+    started = time.perf_counter()
+    with socket.socket(fam, kind, proto) as sock:
+        sock.connect(addr)
+        sock.settimeout(reply_timeout_s)
+        local = sock.getsockname()
+        info = {"family": "IPv6" if fam == socket.AF_INET6 else "IPv4",
+                "local_ip": plain_ip(local[0]), "local_port": local[1],
+                "peer_ip": plain_ip(addr[0]), "peer_port": addr[1]}
+        where = f"udp {endpoint(addr)}"
+        for seq in range(count):
+            payload = seq.to_bytes(8, "big") + os.urandom(size - 8)
+            for attempt in range(retries + 1):
+                if attempt:
+                    resent += 1
+                sock.send(payload)
+                if _await_echo(sock, payload, reply_timeout_s):
+                    break
+            else:
+                raise TimedOut(f"{where}: no echo of datagram {seq} after {retries + 1} tries "
+                               f"({reply_timeout_s:g}s each)", sent=seq, resent=resent, **info)
+    return {"command": "udp", **info, "datagrams": count, "size": size, "echoed": count,
+            "resent": resent, "digest_ok": True,
+            "elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
+
+
+def _await_echo(sock: socket.socket, payload: bytes, timeout_s: float) -> bool:
+    """True once ``payload`` comes back; False on timeout or an ICMP refusal (server down)."""
+    until = time.monotonic() + timeout_s
+    while (left := until - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            reply = sock.recv(len(payload) + 1)
+        except (TimeoutError, ConnectionRefusedError):
+            return False
+        if reply == payload:
+            return True
+        if reply[:8] < payload[:8]:
+            continue  # the late echo of an earlier datagram
+        raise DataMismatch(f"udp: echo of {len(payload)} bytes came back as other bytes "
+                           f"({len(reply)} bytes)")
+    return False
+
+
+def greet(host: str, port: int, family: int, deadline_s: float, timeout_s: float) -> dict:
+    """Read the greeting line; check that it names our own address as the server saw it."""
+    sock, attempts = connect(host, port, family, deadline_s, timeout_s)
+    with sock:
+        info = endpoints(sock)
+        where = f"greet {endpoint((info['peer_ip'], info['peer_port']))}"
+        data = b""
+        try:
+            while len(data) <= GREETING_MAX_BYTES and (chunk := sock.recv(1024)):
+                data += chunk
+        except TimeoutError:
+            raise TimedOut(f"{where}: no greeting within {timeout_s:g}s", **info) from None
+        except OSError as exc:
+            raise _lost(where, exc, **info) from None
+    line = data.decode("utf-8", "replace").strip()
+    if not line:
+        raise ProtocolError(f"{where}: the server closed without a greeting", **info)
+    me = f"[{info['local_ip']}]" if info["family"] == "IPv6" else info["local_ip"]
+    return {"command": "greet", **info, "line": line, "attempts": attempts,
+            "names_me": f"You are {me}:{info['local_port']}" in line}

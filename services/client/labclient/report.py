@@ -1,0 +1,33 @@
+"""Result dicts as one line a person can follow."""
+
+from __future__ import annotations
+
+from lab.netinfo import endpoint
+
+
+def human_size(n: int) -> str:
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} B"
+
+
+def route(r: dict) -> str:
+    return (f"{r['family']}  {endpoint((r['local_ip'], r['local_port']))} -> "
+            f"{endpoint((r['peer_ip'], r['peer_port']))}")
+
+
+def summarize(r: dict) -> str:
+    command = r["command"]
+    if command == "echo" and "results" in r:
+        return (f"TCP echo  {r['completed']} of {r['connections']} clients at once got back their "
+                f"own payload ({r['distinct_payloads']} distinct sha256)")
+    if command == "echo":
+        return (f"TCP echo  {route(r)}  sent {human_size(r['sent'])}, got "
+                f"{human_size(r['received'])} back, sha256 match  {r['elapsed_ms']:.1f} ms")
+    if command == "udp":
+        return (f"UDP echo  {route(r)}  {r['echoed']} datagrams of {r['size']} B echoed intact "
+                f"({r['resent']} resent)  {r['elapsed_ms']:.1f} ms")
+    if command == "greet":
+        return f"greeting  {route(r)}  server said: {r['line']}"
+    return str(r)

@@ -1,0 +1,97 @@
+"""Resolving and connecting, with bounded retries: the server may still be starting.
+
+Retries use exponential backoff with jitter (0.1 s doubling to 2 s, each delay drawn from its
+upper half) until a deadline; then the last reason is reported as ``Unreachable``.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+from lab.netinfo import family_name, plain_ip
+
+from .errors import Unreachable
+
+FAMILIES = {"4": socket.AF_INET, "6": socket.AF_INET6, "any": socket.AF_UNSPEC}
+FIRST_BACKOFF_S = 0.1
+MAX_BACKOFF_S = 2.0
+
+
+def _note(message: str) -> None:
+    print(f"client: {message}", file=sys.stderr, flush=True)
+
+
+def backoff_delays(deadline: float) -> Iterator[float]:
+    """Delays before each retry: exponential, jittered, never past ``deadline`` (monotonic)."""
+    base = FIRST_BACKOFF_S
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        yield min(remaining, base * random.uniform(0.5, 1.0))
+        base = min(MAX_BACKOFF_S, base * 2)
+
+
+def retrying(what: str, attempt: Callable[[], object], deadline_s: float,
+             note: Callable[[str], None] = _note) -> tuple[object, int]:
+    """Call ``attempt`` until it returns, retrying OSErrors until ``deadline_s`` has passed."""
+    deadline = time.monotonic() + deadline_s
+    delays = backoff_delays(deadline)
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            return attempt(), tries
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            delay = next(delays, None)
+            if delay is None:
+                raise Unreachable(f"{what} unreachable after {tries} attempts in "
+                                  f"{deadline_s:g}s: {reason}", attempts=tries) from None
+            note(f"{what} not reachable yet ({reason}); retry {tries} in {delay:.2f}s")
+            time.sleep(delay)
+
+
+def resolve(host: str, port: int, family: int, kind: int) -> list[tuple]:
+    """getaddrinfo, IPv4 first when either will do (so ``any`` is predictable)."""
+    infos = socket.getaddrinfo(host, port, family, kind)
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    return infos
+
+
+def connect(host: str, port: int, family: int, deadline_s: float, timeout_s: float,
+            note: Callable[[str], None] = _note) -> tuple[socket.socket, int]:
+    """A connected TCP socket (with ``timeout_s`` set) and how many attempts it took."""
+
+    def attempt() -> socket.socket:
+        last: OSError = OSError("no address")
+        for fam, kind, proto, _, addr in resolve(host, port, family, socket.SOCK_STREAM):
+            sock = socket.socket(fam, kind, proto)
+            sock.settimeout(timeout_s)
+            try:
+                sock.connect(addr)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return sock
+            except OSError as exc:
+                sock.close()
+                last = exc
+        raise last
+
+    sock, tries = retrying(f"{host}:{port}", attempt, deadline_s, note)
+    return sock, tries  # type: ignore[return-value]
+
+
+def endpoints(sock: socket.socket) -> dict:
+    """Who talked to whom, as plain addresses: the heart of the cross-host proof."""
+    local, peer = sock.getsockname(), sock.getpeername()
+    return {
+        "family": family_name(peer[0]),
+        "local_ip": plain_ip(local[0]),
+        "local_port": local[1],
+        "peer_ip": plain_ip(peer[0]),
+        "peer_port": peer[1],
+    }

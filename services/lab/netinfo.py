@@ -1,0 +1,75 @@
+"""Addresses as people read them, and this host's own addresses.
+
+A dual-stack IPv6 socket reports IPv4 peers as IPv4-mapped addresses
+(``::ffff:172.20.0.3``); we always show and compare them as plain IPv4.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import socket
+import struct
+
+_SIOCGIFADDR = 0x8915  # Linux ioctl: an interface's IPv4 address
+
+
+def plain_ip(ip: str) -> str:
+    """Normalise an address: IPv4-mapped IPv6 becomes IPv4, the scope id is dropped."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
+
+
+def family_name(ip: str) -> str:
+    return "IPv6" if ":" in plain_ip(ip) else "IPv4"
+
+
+def endpoint(sockaddr: tuple) -> str:
+    """``('::ffff:10.0.0.1', 80, 0, 0)`` -> ``10.0.0.1:80``; IPv6 gets brackets."""
+    ip = plain_ip(sockaddr[0])
+    return f"[{ip}]:{sockaddr[1]}" if ":" in ip else f"{ip}:{sockaddr[1]}"
+
+
+def is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(plain_ip(ip)).is_loopback
+    except ValueError:
+        return False
+
+
+def _ipv4_of(ifname: str) -> str | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            packed = fcntl.ioctl(s.fileno(), _SIOCGIFADDR, struct.pack("256s", ifname.encode()[:15]))
+        except OSError:
+            return None
+    return socket.inet_ntoa(packed[20:24])
+
+
+def _global_ipv6() -> list[str]:
+    try:
+        with open("/proc/net/if_inet6", encoding="ascii") as f:
+            rows = [line.split() for line in f]
+    except OSError:
+        return []
+    found = []
+    for row in rows:
+        hexaddr, scope = row[0], row[3]
+        if scope == "00":  # global scope: not loopback, not link-local
+            found.append(str(ipaddress.IPv6Address(bytes.fromhex(hexaddr))))
+    return found
+
+
+def local_addresses() -> list[str]:
+    """This host's IPv4 and global IPv6 addresses, loopback left out."""
+    found = []
+    for _, name in socket.if_nameindex():
+        ip = _ipv4_of(name)
+        if ip and not is_loopback(ip):
+            found.append(ip)
+    return found + _global_ipv6()

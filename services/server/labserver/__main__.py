@@ -1,0 +1,55 @@
+"""Entry point: ``python3 -m labserver`` serves; ``--healthcheck`` probes a running server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+import sys
+
+from lab import logs, settings
+from lab.netinfo import local_addresses
+
+from . import health
+from .config import ServerConfig
+from .core import EventLoop
+from .protocols import EchoProtocol, GreetingProtocol
+
+log = logging.getLogger("server")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="labserver",
+        description="Sockets lab server: TCP echo, UDP echo and greeting listeners. "
+                    "Settings come from LAB_* environment variables (see the README).")
+    parser.add_argument("--healthcheck", action="store_true",
+                        help="probe the running server's listeners and exit 0 if all answer")
+    args = parser.parse_args(argv)
+    try:
+        config = settings.load(ServerConfig)
+    except settings.SettingsError as exc:
+        print(f"labserver: {exc}", file=sys.stderr)
+        return 2
+    tcp_services = [(EchoProtocol, config.echo_port), (GreetingProtocol, config.greet_port)]
+    if args.healthcheck:
+        return health.check(config, [port for _, port in tcp_services])
+
+    logs.configure(config.log_level)
+    loop = EventLoop(config)
+    try:
+        for protocol, port in tcp_services:
+            loop.listen_tcp(protocol, port)
+        loop.listen_udp_echo(config.udp_port)
+    except OSError as exc:
+        log.error("cannot listen: %s", exc)
+        return 1
+    log.info("server %s up, addresses %s", socket.gethostname(), ", ".join(local_addresses()))
+    for listener in loop.listeners:
+        log.info("listening: %s", listener.describe())
+    log.info("settings: %s", settings.describe(config))
+    return loop.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
