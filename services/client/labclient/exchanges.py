@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import selectors
 import socket
 import threading
 import time
@@ -26,20 +27,17 @@ def _lost(what: str, exc: OSError, **details: object) -> Unreachable:
 
 
 def tcp_echo(host: str, port: int, family: int, size: int, deadline_s: float,
-             timeout_s: float, payload: bytes | None = None,
-             connected: threading.Barrier | None = None) -> dict:
+             timeout_s: float, payload: bytes | None = None) -> dict:
     """Send ``size`` random bytes, half-close, read the echo to EOF, compare length and digest.
 
     Sending runs in a thread while we read, so neither side's buffers can deadlock on a large
-    payload. ``connected`` lets several of these connect first and then all send at once.
+    payload.
     """
     payload = os.urandom(size) if payload is None else payload
     sock, attempts = connect(host, port, family, deadline_s, timeout_s)
     with sock:
         info = endpoints(sock)
         where = f"echo {endpoint((info['peer_ip'], info['peer_port']))}"
-        if connected is not None:
-            connected.wait(timeout_s)
         started = time.perf_counter()
         send_error: list[OSError] = []
 
@@ -81,40 +79,89 @@ def tcp_echo(host: str, port: int, family: int, size: int, deadline_s: float,
     return result
 
 
+class _EchoSession:
+    """One of many concurrent echo connections, driven by ``tcp_echo_many``'s selector."""
+
+    def __init__(self, sock: socket.socket, payload: bytes, attempts: int) -> None:
+        self.sock, self.payload, self.attempts = sock, memoryview(payload), attempts
+        self.info = endpoints(sock)
+        self.sent = self.received = 0
+        self.digest = hashlib.sha256()
+        self.done = False
+
+    def result(self) -> dict:
+        size = len(self.payload)
+        sent_digest = hashlib.sha256(self.payload).hexdigest()
+        return {"command": "echo", **self.info, "sent": size, "received": self.received,
+                "sha256_sent": sent_digest, "sha256_received": self.digest.hexdigest(),
+                "attempts": self.attempts,
+                "digest_ok": self.received == size and sent_digest == self.digest.hexdigest()}
+
+
 def tcp_echo_many(host: str, port: int, family: int, size: int, connections: int,
                   deadline_s: float, timeout_s: float) -> dict:
-    """``connections`` clients at once, each with its own random payload; all must come back."""
-    barrier = threading.Barrier(connections)
-    results: list[dict | None] = [None] * connections
-    errors: list[Exception] = []
+    """``connections`` clients at once, each with its own random payload; all must come back.
 
-    def one(i: int) -> None:
-        try:
-            results[i] = tcp_echo(host, port, family, size, deadline_s, timeout_s,
-                                  connected=barrier)
-        except Exception as exc:  # collected and reported below, one line
-            errors.append(exc)
-            barrier.abort()
-
-    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(connections)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(deadline_s + timeout_s * 2)
-    done = [r for r in results if r is not None]
+    All connect first, then one selectors loop (one thread, however many clients) sends every
+    payload and reads every echo at the same time.
+    """
+    sessions = []
+    try:
+        for _ in range(connections):
+            sock, attempts = connect(host, port, family, deadline_s, timeout_s)
+            sessions.append(_EchoSession(sock, os.urandom(size), attempts))
+        started = time.perf_counter()
+        _drive(sessions, timeout_s)
+    finally:
+        for session in sessions:
+            session.sock.close()
+    results = [session.result() for session in sessions]
     summary = {
-        "command": "echo", "connections": connections, "completed": len(done),
-        "distinct_payloads": len({r["sha256_sent"] for r in done}),
-        "all_ok": len(done) == connections and all(r["digest_ok"] for r in done),
-        "results": done,
+        "command": "echo", "connections": connections, "completed": len(results),
+        "distinct_payloads": len({r["sha256_sent"] for r in results}),
+        "all_ok": all(r["digest_ok"] for r in results), "results": results,
+        "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
     }
-    if errors or not summary["all_ok"]:
-        first = next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)),
-                     errors[0] if errors else None)
-        cls = type(first) if first is not None and hasattr(first, "exit_status") else DataMismatch
-        raise cls(f"{len(done)} of {connections} echo clients succeeded"
-                  + (f"; first failure: {first}" if first else ""), **summary)
+    if not summary["all_ok"]:
+        bad = sum(not r["digest_ok"] for r in results)
+        raise DataMismatch(f"{bad} of {connections} echo clients got other bytes back", **summary)
     return summary
+
+
+def _drive(sessions: list[_EchoSession], timeout_s: float) -> None:
+    with selectors.DefaultSelector() as selector:
+        for session in sessions:
+            session.sock.setblocking(False)
+            selector.register(session.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, session)
+        pending = len(sessions)
+        while pending:
+            events = selector.select(timeout_s)
+            if not events:
+                done = sum(s.done for s in sessions)
+                raise TimedOut(f"echo: no progress for {timeout_s:g}s with {done} of "
+                               f"{len(sessions)} clients done")
+            for key, mask in events:
+                session: _EchoSession = key.data
+                where = f"echo {endpoint((session.info['peer_ip'], session.info['peer_port']))}"
+                try:
+                    if mask & selectors.EVENT_WRITE:
+                        chunk = session.payload[session.sent:session.sent + RECV_BYTES]
+                        session.sent += session.sock.send(chunk)
+                        if session.sent == len(session.payload):
+                            session.sock.shutdown(socket.SHUT_WR)
+                            selector.modify(session.sock, selectors.EVENT_READ, session)
+                    if mask & selectors.EVENT_READ:
+                        data = session.sock.recv(RECV_BYTES)
+                        if not data:
+                            session.done = True
+                            selector.unregister(session.sock)
+                            pending -= 1
+                        session.digest.update(data)
+                        session.received += len(data)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as exc:
+                    raise _lost(where, exc, **session.info) from None
 
 
 def udp_echo(host: str, port: int, family: int, size: int, count: int, retries: int,

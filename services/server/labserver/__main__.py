@@ -16,6 +16,7 @@ from .core import EventLoop
 from .protocols import EchoProtocol, GreetingProtocol
 
 log = logging.getLogger("server")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
         config = settings.load(ServerConfig)
     except settings.SettingsError as exc:
         print(f"labserver: {exc}", file=sys.stderr)
+        return 2
+    if config.log_level.upper() not in LOG_LEVELS:
+        print(f"labserver: LAB_LOG_LEVEL={config.log_level!r} is not one of "
+              f"{', '.join(LOG_LEVELS)}", file=sys.stderr)
         return 2
     tcp_services = [(EchoProtocol, config.echo_port), (GreetingProtocol, config.greet_port)]
     if args.healthcheck:

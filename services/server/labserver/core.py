@@ -479,4 +479,6 @@ class EventLoop:
                 if now - conn.draining_since >= LINGER_S:
                     conn.close(conn.closing or "closed")
             elif conn.closing is None and not conn.outbuf and conn.protocol.between_exchanges(now):
-                conn.close_when_flushed("server shutting down")
+                # Between exchanges nothing of ours is unread, so a plain close (FIN) is safe and
+                # spares the linger: the peer sees end-of-stream at once.
+                conn.close("server shutting down")

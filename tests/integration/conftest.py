@@ -1,0 +1,58 @@
+"""Integration fixtures: one stack for the session, logs on failure, nothing left behind."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+
+import pytest
+from harness import ComposeStack
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # CI cancels with SIGTERM: treat it like Ctrl-C so every stack is still torn down.
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[ComposeStack]:
+    """The shared stack (server only; clients are one-off containers). Tests must not break it."""
+    with ComposeStack() as shared:
+        yield shared
+
+
+@pytest.fixture(scope="module")
+def own_stack() -> Iterator[ComposeStack]:
+    """A stack of the module's own, for tests that stop, kill or cut off the server."""
+    with ComposeStack() as mine:
+        yield mine
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for running in ComposeStack.active:
+            try:
+                report.sections.append((f"container logs: {running.project}", running.logs()))
+            except Exception as exc:  # the report must not fail because the engine did
+                report.sections.append((f"container logs: {running.project}", f"unavailable: {exc}"))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After every fixture is torn down: nothing labelled with this run's projects may remain."""
+    left = {}
+    for made in ComposeStack.created:
+        found = made.sweep()
+        if found:
+            left[made.project] = found
+    if left:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"LEFT BEHIND (now removed): {left}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

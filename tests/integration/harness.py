@@ -1,0 +1,297 @@
+"""The one harness every integration test uses: a compose stack as a context manager.
+
+    with ComposeStack(ROOT) as stack:          # unique project name; up; wait healthy (SDK)
+        result = stack.run_client("echo", "--size", "1MiB")
+        assert result.peer_ip == stack.ip_of("server", 4)
+    # down -v, one-off clients removed, then a sweep by the project label -- also when `up`
+    # itself failed, a test raised, or Ctrl-C arrived.
+
+The compose CLI brings the stack up and down (it owns compose.yaml); everything else -- health,
+finding containers by their compose labels, one-off clients on the stack's network, faults,
+logs -- goes through the Docker SDK. Waiting is tenacity with a stop and ``reraise=True``,
+never sleep-and-hope.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import subprocess
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+ONEOFF_LABEL = "org.sockets-lab.oneoff"
+NETWORK = "labnet"
+HEALTHY_WITHIN_S = 60
+COMPOSE_TIMEOUT_S = 180
+# The same hardening compose.yaml gives its services, for the clients the harness starts itself.
+HARDENED = {
+    "read_only": True,
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges:true"],
+    "user": "10001:10001",
+    "pids_limit": 64,
+    "mem_limit": "128m",
+}
+
+
+class StackError(RuntimeError):
+    """The stack could not be brought up, or did something the harness did not expect."""
+
+
+class NotYet(Exception):
+    """A condition we are waiting for does not hold yet (tenacity retries on it)."""
+
+
+def wait_for(what: str, check: Any, within_s: float, every_s: float = 0.1) -> Any:
+    """Call ``check`` until it returns without raising ``NotYet``; give up after ``within_s``."""
+    retrying = Retrying(stop=stop_after_delay(within_s), wait=wait_fixed(every_s),
+                        retry=retry_if_exception_type(NotYet), reraise=True)
+    try:
+        return retrying(check)
+    except NotYet as exc:
+        raise StackError(f"gave up after {within_s:g}s waiting for {what}: {exc}") from None
+
+
+def random_ula_subnet() -> str:
+    """A random IPv6 ULA /64 (fd00::/8), so parallel runs never ask for the same subnet."""
+    return str(ipaddress.IPv6Network((int.from_bytes(b"\xfd" + secrets.token_bytes(7), "big") << 64,
+                                      64)))
+
+
+@dataclass
+class ClientResult:
+    """What a one-off client container did: its exit status, its JSON result, its output."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    data: dict = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["data"][name]
+        except KeyError:
+            raise AttributeError(f"client result has no {name!r}; it was: {self}") from None
+
+    def __str__(self) -> str:
+        return (f"exit {self.exit_code}; stdout: {self.stdout.strip()[-2000:]!r}; "
+                f"stderr: {self.stderr.strip()[-2000:]!r}")
+
+
+class ClientRun:
+    """A one-off client container started in the background; ``wait()`` collects its result."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+
+    def logs(self) -> str:
+        return self.container.logs(stdout=True, stderr=True).decode(errors="replace")
+
+    def wait(self, timeout_s: float = 120) -> ClientResult:
+        try:
+            status = self.container.wait(timeout=timeout_s)
+        except Exception as exc:  # requests' ReadTimeout, or the engine went away
+            raise StackError(f"client {self.container.short_id} did not finish within "
+                             f"{timeout_s:g}s ({exc}); output so far: {self.logs()[-2000:]}")
+        stdout = self.container.logs(stdout=True, stderr=False).decode(errors="replace")
+        stderr = self.container.logs(stdout=False, stderr=True).decode(errors="replace")
+        data: dict = {}
+        lines = stdout.strip().splitlines()
+        if lines:
+            try:
+                data = json.loads(lines[-1])
+            except json.JSONDecodeError:
+                pass
+        return ClientResult(status["StatusCode"], stdout, stderr, data)
+
+
+class ComposeStack:
+    """A compose project with a unique name, brought up on enter and torn down on exit."""
+
+    created: list[ComposeStack] = []  # every stack of this run, for the session's final check
+    active: list[ComposeStack] = []  # stacks up now, whose logs a failing test shows
+
+    def __init__(self, project_dir: Path = ROOT, services: tuple[str, ...] = ("server",),
+                 env: dict[str, str] | None = None, project: str | None = None) -> None:
+        self.project_dir = project_dir
+        self.project = project or f"labtest-{uuid.uuid4().hex[:10]}"
+        self.services = services
+        self.env = {**os.environ, "LAB_SUBNET6": random_ula_subnet(), **(env or {})}
+        self.image_tag = self.env.get("LAB_IMAGE_TAG", "latest")
+        self.docker = docker.from_env(timeout=COMPOSE_TIMEOUT_S)
+        self.network_name = f"{self.project}_{NETWORK}"
+        self._oneoffs: list[Container] = []
+        ComposeStack.created.append(self)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> ComposeStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # `up` failing half-way (or Ctrl-C during it) still cleans up
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        ComposeStack.active.append(self)
+        for image in ("server", "client"):
+            try:
+                self.docker.images.get(f"sockets-lab/{image}:{self.image_tag}")
+            except docker.errors.ImageNotFound:
+                raise StackError(f"image sockets-lab/{image}:{self.image_tag} is missing: run "
+                                 "`make build` first (`make test` does)") from None
+        self.compose("up", "--detach", "--no-build", "--pull", "never", *self.services)
+        for service in self.services:
+            self.wait_healthy(service)
+
+    def stop(self) -> None:
+        """Remove everything this project made. Safe to call twice, and after a failed start."""
+        if self in ComposeStack.active:
+            ComposeStack.active.remove(self)
+        for container in self._oneoffs:
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        self._oneoffs.clear()
+        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False)
+        self.sweep()
+
+    def sweep(self) -> list[str]:
+        """Force-remove anything still carrying this project's label; return what was found."""
+        label = {"label": f"{PROJECT_LABEL}={self.project}"}
+        found = []
+        for container in self.docker.containers.list(all=True, filters=label):
+            found.append(f"container {container.name}")
+            container.remove(force=True)
+        for network in self.docker.networks.list(filters=label):
+            found.append(f"network {network.name}")
+            network.remove()
+        for volume in self.docker.volumes.list(filters=label):
+            found.append(f"volume {volume.name}")
+            volume.remove(force=True)
+        return found
+
+    def leftovers(self) -> list[str]:
+        label = {"label": f"{PROJECT_LABEL}={self.project}"}
+        return ([f"container {c.name}" for c in self.docker.containers.list(all=True, filters=label)]
+                + [f"network {n.name}" for n in self.docker.networks.list(filters=label)]
+                + [f"volume {v.name}" for v in self.docker.volumes.list(filters=label)])
+
+    def compose(self, *args: str, check: bool = True,
+                timeout_s: float = COMPOSE_TIMEOUT_S) -> subprocess.CompletedProcess:
+        cmd = ["docker", "compose", "--project-directory", str(self.project_dir),
+               "--project-name", self.project, *args]
+        proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True,
+                              timeout=timeout_s, check=False)
+        if check and proc.returncode != 0:
+            raise StackError(f"`{' '.join(cmd[2:])}` exited {proc.returncode}: "
+                             f"{proc.stderr.strip()[-3000:]}")
+        return proc
+
+    # -- finding things ---------------------------------------------------------------------
+    def containers(self, service: str) -> list[Container]:
+        filters = {"label": [f"{PROJECT_LABEL}={self.project}", f"{SERVICE_LABEL}={service}"]}
+        return self.docker.containers.list(all=True, filters=filters)
+
+    def container(self, service: str) -> Container:
+        found = self.containers(service)
+        if len(found) != 1:
+            raise StackError(f"expected one {service} container, found {len(found)}")
+        return found[0]
+
+    def ip_of(self, service: str, family: int = 4) -> str:
+        """The service container's address on the stack's network, as the engine reports it."""
+        container = self.container(service)
+        container.reload()
+        net = container.attrs["NetworkSettings"]["Networks"][self.network_name]
+        ip = net["IPAddress"] if family == 4 else net["GlobalIPv6Address"]
+        if not ip:
+            raise StackError(f"{service} has no IPv{family} address on {self.network_name}")
+        return ip
+
+    def subnets(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        network = self.docker.networks.get(self.network_name)
+        return [ipaddress.ip_network(c["Subnet"]) for c in network.attrs["IPAM"]["Config"]]
+
+    def on_network(self, ip: str) -> bool:
+        addr = ipaddress.ip_address(ip)
+        return any(addr in net for net in self.subnets() if net.version == addr.version)
+
+    def logs(self, tail: int = 200) -> str:
+        """Every container's recent output, for a failed test's report."""
+        parts = []
+        label = {"label": f"{PROJECT_LABEL}={self.project}"}
+        for container in self.docker.containers.list(all=True, filters=label):
+            text = container.logs(tail=tail, timestamps=False).decode(errors="replace")
+            parts.append(f"----- {container.name} ({container.status}) -----\n{text}")
+        return "\n".join(parts) or "(no containers)"
+
+    # -- waiting ----------------------------------------------------------------------------
+    def wait_healthy(self, service: str, within_s: float = HEALTHY_WITHIN_S) -> None:
+        def healthy() -> None:
+            container = self.container(service)
+            container.reload()
+            state = container.attrs["State"]
+            if state["Status"] in ("exited", "dead"):
+                raise StackError(f"{service} exited with {state['ExitCode']} before it was "
+                                 f"healthy:\n{container.logs(tail=50).decode(errors='replace')}")
+            health = state.get("Health", {}).get("Status")
+            if health != "healthy":
+                raise NotYet(f"{service} is {state['Status']}/{health}")
+
+        wait_for(f"{service} to be healthy", healthy, within_s)
+
+    def wait_for_log(self, container: Container, text: str, within_s: float = 30) -> None:
+        def seen() -> None:
+            if text not in container.logs().decode(errors="replace"):
+                raise NotYet(f"{text!r} not in {container.name}'s output yet")
+
+        wait_for(f"{text!r} in the logs", seen, within_s)
+
+    # -- clients ----------------------------------------------------------------------------
+    def start_client(self, *args: str, json_output: bool = True) -> ClientRun:
+        """Start a one-off client container on the stack's network (hardened like the services)."""
+        command = [*args, "--json"] if json_output else list(args)
+        container = self.docker.containers.run(
+            f"sockets-lab/client:{self.image_tag}", command, detach=True,
+            network=self.network_name,
+            labels={PROJECT_LABEL: self.project, ONEOFF_LABEL: "true"},
+            **HARDENED,
+        )
+        self._oneoffs.append(container)
+        return ClientRun(container)
+
+    def run_client(self, *args: str, timeout_s: float = 120, json_output: bool = True) -> ClientResult:
+        """Run a client subcommand to completion and return its result."""
+        run = self.start_client(*args, json_output=json_output)
+        try:
+            return run.wait(timeout_s)
+        finally:
+            run.container.remove(force=True)
+            self._oneoffs.remove(run.container)
+
+    # -- faults -----------------------------------------------------------------------------
+    def stop_service(self, service: str, timeout_s: int = 10) -> None:
+        self.container(service).stop(timeout=timeout_s)
+
+    def start_service(self, service: str) -> None:
+        self.container(service).start()
+        self.wait_healthy(service)
+

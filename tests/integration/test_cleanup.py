@@ -1,0 +1,24 @@
+"""The harness leaves nothing behind: not after use, not when a test raises, not when `up` fails."""
+
+from __future__ import annotations
+
+import pytest
+from harness import ComposeStack, StackError
+
+
+def test_nothing_remains_after_a_stack_whose_test_raised() -> None:
+    stack = ComposeStack()
+    with pytest.raises(RuntimeError, match="the test failed"), stack:
+        assert stack.run_client("greet").exit_code == 0
+        stack.start_client("echo", "--deadline", "60", "--host", "nowhere")  # still running
+        assert stack.leftovers()  # there is something to clean up
+        raise RuntimeError("the test failed")
+    assert stack.leftovers() == []
+
+
+def test_nothing_remains_when_up_itself_fails() -> None:
+    # A server that exits at once: `up` succeeds, the health wait fails, the network exists.
+    stack = ComposeStack(env={"LAB_ECHO_PORT": "not-a-port"})
+    with pytest.raises(StackError, match="exited with 2 before it was healthy"), stack:
+        pytest.fail("the stack should not have come up")
+    assert stack.leftovers() == []

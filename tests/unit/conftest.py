@@ -1,0 +1,85 @@
+"""Unit fixtures: a real server process on loopback with ephemeral ports (no Docker)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ROOT / "services"
+START_TIMEOUT_S = 10
+
+
+class LocalServer:
+    """``python3 -m labserver`` in a subprocess; its log lines arrive on a queue."""
+
+    def __init__(self, **settings: str) -> None:
+        env = {**os.environ, "PYTHONPATH": f"{SERVICES}{os.pathsep}{SERVICES / 'server'}",
+               "LAB_ECHO_PORT": "0", "LAB_UDP_PORT": "0", "LAB_APP_PORT": "0",
+               "LAB_GREET_PORT": "0", "LAB_LOG_LEVEL": "DEBUG", **settings}
+        self.proc = subprocess.Popen([sys.executable, "-m", "labserver"], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._pump, daemon=True).start()
+        self.ports: dict[str, int] = {}
+        while "udp-echo" not in self.ports or "greeting" not in self.ports:
+            line = self.expect("listening: ")
+            name, port, kind = re.search(r"listening: (\S+) on .*:(\d+)/(\w+)", line).groups()
+            self.ports[name] = int(port)
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def expect(self, text: str, timeout_s: float = START_TIMEOUT_S) -> str:
+        """The next log line containing ``text`` (earlier lines are kept in ``seen``)."""
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout_s)
+            except queue.Empty:
+                raise AssertionError(f"no log line with {text!r} within {timeout_s}s; "
+                                     f"saw {self.seen[-20:]}") from None
+            self.seen.append(line)
+            if text in line:
+                return line
+
+    def terminate(self, timeout_s: float = 10) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout_s)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def local_server() -> Iterator[LocalServer]:
+    server = LocalServer(LAB_SHUTDOWN_GRACE_S="3")
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def make_server() -> Iterator:
+    started: list[LocalServer] = []
+
+    def make(**settings: str) -> LocalServer:
+        server = LocalServer(**settings)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.kill()

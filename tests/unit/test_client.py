@@ -1,0 +1,74 @@
+"""The client CLI without Docker: sizes, exit statuses, retries, and real exchanges on loopback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import time
+
+import pytest
+from labclient import cli, transport
+from labclient.errors import EXIT_UNREACHABLE
+
+
+@pytest.mark.parametrize(("text", "size"), [
+    ("4096", 4096), ("64KiB", 65536), ("64k", 65536), ("1MiB", 1 << 20), ("2 mb", 2 << 20),
+])
+def test_parse_size(text: str, size: int) -> None:
+    assert cli.parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "1X", "-5", "1.5MiB", "MiB"])
+def test_parse_size_rejects_nonsense(text: str) -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        cli.parse_size(text)
+
+
+def test_backoff_grows_and_never_passes_the_deadline() -> None:
+    deadline = time.monotonic() + 3600
+    delays = transport.backoff_delays(deadline)
+    first = [next(delays) for _ in range(8)]
+    assert 0.05 <= first[0] <= 0.1
+    assert all(d <= transport.MAX_BACKOFF_S for d in first)
+    assert first[-1] >= transport.MAX_BACKOFF_S / 2
+    assert list(transport.backoff_delays(time.monotonic() - 1)) == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens here once the socket closes
+
+
+def test_unreachable_server_is_exit_3_with_one_line(capsys: pytest.CaptureFixture) -> None:
+    started = time.monotonic()
+    code = cli.main(["echo", "--host", "127.0.0.1", "--port", str(_closed_port()),
+                     "--deadline", "0.5", "--json"])
+    assert code == EXIT_UNREACHABLE
+    assert time.monotonic() - started < 5
+    out, err = capsys.readouterr()
+    assert json.loads(out)["exit_status"] == EXIT_UNREACHABLE
+    assert err.strip().splitlines()[-1].startswith("client: error: 127.0.0.1:")
+    assert "Traceback" not in err
+
+
+def test_usage_error_is_exit_2(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["echo", "--size", "lots"])
+    assert exited.value.code == 2
+    assert "invalid size 'lots'" in capsys.readouterr().err
+
+
+def test_echo_udp_and_greet_against_a_local_server(local_server, capsys) -> None:
+    ports = local_server.ports
+    assert cli.main(["echo", "--host", "::1", "--port", str(ports["tcp-echo"]),
+                     "--size", "1MiB", "--connections", "4", "--json"]) == 0
+    echo = json.loads(capsys.readouterr().out)
+    assert echo["all_ok"] and echo["distinct_payloads"] == 4
+    assert cli.main(["udp", "--host", "127.0.0.1", "--port", str(ports["udp-echo"]),
+                     "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["echoed"] == 3
+    assert cli.main(["greet", "--host", "127.0.0.1", "--port", str(ports["greeting"]),
+                     "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["names_me"] is True
