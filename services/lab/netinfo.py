@@ -45,7 +45,8 @@ def is_loopback(ip: str) -> bool:
 def _ipv4_of(ifname: str) -> str | None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
-            packed = fcntl.ioctl(s.fileno(), _SIOCGIFADDR, struct.pack("256s", ifname.encode()[:15]))
+            request = struct.pack("256s", ifname.encode()[:15])
+            packed = fcntl.ioctl(s.fileno(), _SIOCGIFADDR, request)
         except OSError:
             return None
     return socket.inet_ntoa(packed[20:24])

@@ -40,7 +40,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
             try:
                 report.sections.append((f"container logs: {running.project}", running.logs()))
             except Exception as exc:  # the report must not fail because the engine did
-                report.sections.append((f"container logs: {running.project}", f"unavailable: {exc}"))
+                report.sections.append((f"container logs: {running.project}",
+                                        f"unavailable: {exc}"))
 
 
 @pytest.hookimpl(trylast=True)

@@ -14,6 +14,7 @@ never sleep-and-hope.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -105,16 +106,15 @@ class ClientRun:
             status = self.container.wait(timeout=timeout_s)
         except Exception as exc:  # requests' ReadTimeout, or the engine went away
             raise StackError(f"client {self.container.short_id} did not finish within "
-                             f"{timeout_s:g}s ({exc}); output so far: {self.logs()[-2000:]}")
+                             f"{timeout_s:g}s ({exc}); output so far: {self.logs()[-2000:]}"
+                             ) from None
         stdout = self.container.logs(stdout=True, stderr=False).decode(errors="replace")
         stderr = self.container.logs(stdout=False, stderr=True).decode(errors="replace")
         data: dict = {}
         lines = stdout.strip().splitlines()
         if lines:
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 data = json.loads(lines[-1])
-            except json.JSONDecodeError:
-                pass
         return ClientResult(status["StatusCode"], stdout, stderr, data)
 
 
@@ -165,10 +165,8 @@ class ComposeStack:
         if self in ComposeStack.active:
             ComposeStack.active.remove(self)
         for container in self._oneoffs:
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
         self._oneoffs.clear()
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False)
         self.sweep()
@@ -190,7 +188,8 @@ class ComposeStack:
 
     def leftovers(self) -> list[str]:
         label = {"label": f"{PROJECT_LABEL}={self.project}"}
-        return ([f"container {c.name}" for c in self.docker.containers.list(all=True, filters=label)]
+        containers = self.docker.containers.list(all=True, filters=label)
+        return ([f"container {c.name}" for c in containers]
                 + [f"network {n.name}" for n in self.docker.networks.list(filters=label)]
                 + [f"volume {v.name}" for v in self.docker.volumes.list(filters=label)])
 
@@ -278,7 +277,8 @@ class ComposeStack:
         self._oneoffs.append(container)
         return ClientRun(container)
 
-    def run_client(self, *args: str, timeout_s: float = 120, json_output: bool = True) -> ClientResult:
+    def run_client(self, *args: str, timeout_s: float = 120,
+                   json_output: bool = True) -> ClientResult:
         """Run a client subcommand to completion and return its result."""
         run = self.start_client(*args, json_output=json_output)
         try:

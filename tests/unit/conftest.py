@@ -34,7 +34,7 @@ class LocalServer:
         self.ports: dict[str, int] = {}
         while "udp-echo" not in self.ports or "greeting" not in self.ports:
             line = self.expect("listening: ")
-            name, port, kind = re.search(r"listening: (\S+) on .*:(\d+)/(\w+)", line).groups()
+            name, port, _kind = re.search(r"listening: (\S+) on .*:(\d+)/(\w+)", line).groups()
             self.ports[name] = int(port)
 
     def _pump(self) -> None:

@@ -23,7 +23,7 @@ def _addresses(host: str, family: int) -> list[str]:
 
 
 def crossed_hosts(result: dict, mine: list[str]) -> bool:
-    """Did this exchange leave this host? Our end is one of our addresses; theirs is not, nor loopback."""
+    """Did this exchange leave this host? Our end is ours; theirs is not, nor loopback."""
     return (result["local_ip"] in mine and result["peer_ip"] not in mine
             and not is_loopback(result["peer_ip"]))
 

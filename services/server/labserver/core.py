@@ -24,6 +24,7 @@ normal event: one log line, no traceback.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import selectors
@@ -94,8 +95,24 @@ class Connection:
     """A TCP peer: its socket, its unsent bytes, its counters and its protocol."""
 
     __slots__ = (
-        "loop", "sock", "peer", "local", "listener", "conn_id", "protocol", "outbuf", "mask",
-        "rx", "tx", "opened", "last_rx", "read_eof", "closing", "draining_since", "closed", "quiet",
+        "closed",
+        "closing",
+        "conn_id",
+        "draining_since",
+        "last_rx",
+        "listener",
+        "local",
+        "loop",
+        "mask",
+        "opened",
+        "outbuf",
+        "peer",
+        "protocol",
+        "quiet",
+        "read_eof",
+        "rx",
+        "sock",
+        "tx",
     )
 
     def __init__(self, loop: EventLoop, sock: socket.socket, peer: tuple, listener: TcpListener,
@@ -376,10 +393,8 @@ class EventLoop:
         sock.setblocking(False)
         if len(self.connections) >= self.config.max_connections:
             self.refused += 1
-            try:
+            with contextlib.suppress(OSError):
                 sock.send(getattr(listener.protocol_factory, "refusal", b""))
-            except OSError:
-                pass
             sock.close()
             log.warning("%s refused peer=%s: at capacity (%d connections; %d refused so far)",
                         listener.name, endpoint(peer), len(self.connections), self.refused)
@@ -464,10 +479,8 @@ class EventLoop:
         self.stop_deadline = self.now + self.config.shutdown_grace_s
         self._paused.clear()
         for listener in self.listeners:
-            try:
+            with contextlib.suppress(KeyError):  # paused after EMFILE: already unregistered
                 self.selector.unregister(listener.sock)
-            except KeyError:
-                pass  # paused after EMFILE: already unregistered
             listener.sock.close()
         log.info("%s: no longer accepting; %d connection(s) in flight get up to %gs to finish",
                  name, len(self.connections), self.config.shutdown_grace_s)

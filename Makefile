@@ -1,0 +1,59 @@
+# Sockets lab. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+COMPOSE ?= docker compose
+VENV ?= .venv
+PYTHON ?= python3
+PYTEST_ARGS ?=
+# Compose v2 builds through the engine's BuildKit; without buildx it would warn about Bake.
+export COMPOSE_BAKE ?= false
+
+.PHONY: help up serve down logs build compose base deps test test-quick lint clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+up: build ## run the demo: server + client on their network; the client narrates, then all stop
+	$(COMPOSE) up --exit-code-from client
+	@echo "make up: demo finished. 'make logs' replays it, 'make serve' keeps a server running, 'make down' removes the containers."
+
+serve: build ## start only the server (detached, healthy) for your own clients: docker compose run --rm client greet
+	$(COMPOSE) up --detach --wait server
+
+down: ## stop and remove the stack (containers, network)
+	$(COMPOSE) down --volumes --remove-orphans
+
+logs: ## show the stack's logs
+	$(COMPOSE) logs --no-color
+
+build: compose base ## prepare the base image (offline if it cannot be pulled) and build every image
+	$(COMPOSE) build --quiet
+
+compose: ## make sure `docker compose` (v2) is there; install the pinned plugin if not
+	@scripts/install-compose.sh
+
+base: ## choose the base image (public, or built from Debian's packages) and record it in .env
+	@scripts/select-base.sh
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
+	touch $@
+
+deps: $(VENV)/.installed ## the tests' and linters' pinned Python packages, in .venv
+
+test: build deps ## unit tests, then the integration suite against fresh stacks (leaves nothing behind)
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-quick: build deps ## the same without the slow groups
+	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: deps ## ruff (Python), hadolint (Dockerfiles), actionlint (GitHub workflow)
+	$(VENV)/bin/ruff check services tests scripts
+	$(VENV)/bin/hadolint services/server/Dockerfile services/client/Dockerfile
+	$(VENV)/bin/actionlint .github/workflows/*.yml
+
+clean: down ## remove the stack, the venv and .env (images stay; `docker image rm` them if you like)
+	rm -rf $(VENV) .env .pytest_cache .ruff_cache
