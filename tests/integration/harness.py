@@ -217,12 +217,15 @@ class ComposeStack:
 
     def ip_of(self, service: str, family: int = 4) -> str:
         """The service container's address on the stack's network, as the engine reports it."""
-        container = self.container(service)
+        return self.address_of(self.container(service), family)
+
+    def address_of(self, container: Container, family: int = 4) -> str:
         container.reload()
         net = container.attrs["NetworkSettings"]["Networks"][self.network_name]
         ip = net["IPAddress"] if family == 4 else net["GlobalIPv6Address"]
         if not ip:
-            raise StackError(f"{service} has no IPv{family} address on {self.network_name}")
+            raise StackError(f"{container.name} has no IPv{family} address on "
+                             f"{self.network_name}")
         return ip
 
     def subnets(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -271,9 +274,24 @@ class ComposeStack:
         container = self.docker.containers.run(
             f"sockets-lab/client:{self.image_tag}", command, detach=True,
             network=self.network_name,
-            labels={PROJECT_LABEL: self.project, ONEOFF_LABEL: "true"},
+            labels=self._oneoff_labels(),
             **HARDENED,
         )
+        self._oneoffs.append(container)
+        return ClientRun(container)
+
+    def _oneoff_labels(self) -> dict[str, str]:
+        # Compose stamps its labels (service=client among them) onto the images it builds, and
+        # containers inherit image labels: override the service so `containers("client")`
+        # finds only compose's own. The project label makes the sweep remove them.
+        return {PROJECT_LABEL: self.project, SERVICE_LABEL: "oneoff", ONEOFF_LABEL: "true"}
+
+    def start_python(self, source: str, *args: str) -> ClientRun:
+        """Run a stdlib Python script (e.g. a test peer) in a one-off container on the network."""
+        container = self.docker.containers.run(
+            f"sockets-lab/client:{self.image_tag}", list(args),
+            entrypoint=["python3", "-c", source], detach=True, network=self.network_name,
+            labels=self._oneoff_labels(), **HARDENED)
         self._oneoffs.append(container)
         return ClientRun(container)
 

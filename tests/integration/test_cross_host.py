@@ -69,7 +69,8 @@ def test_demo_narrates_every_exchange_over_both_families(stack: ComposeStack) ->
     assert result.exit_code == 0, result
     assert result.crossed_hosts is True
     kinds = {(e["command"], e["family"]) for e in result.exchanges}
-    assert kinds == {(c, f) for c in ("echo", "udp", "greet") for f in ("IPv4", "IPv6")}
+    assert kinds == {(c, f) for c in ("echo", "udp", "greet", "app") for f in ("IPv4", "IPv6")}
+    assert len(result.exchanges) == 12  # echo, udp, greet and three app actions, per family
     server_ips = {stack.ip_of("server", 4), stack.ip_of("server", 6)}
     assert {e["peer_ip"] for e in result.exchanges} == server_ips
 
@@ -79,11 +80,11 @@ def test_compose_up_runs_three_demo_clients_side_by_side(stack: ComposeStack) ->
     stack.compose("up", "--detach", "--no-build", "--pull", "never", "--scale", "client=3",
                   "client")
     clients = stack.containers("client")
-    assert len(clients) == 3
+    assert len(clients) == 3, [c.name for c in clients]
     codes = [c.wait(timeout=60)["StatusCode"] for c in clients]
     outputs = [c.logs().decode() for c in clients]
     assert codes == [0, 0, 0], outputs
     for output in outputs:
-        assert "verdict: all 6 exchanges crossed from this container" in output
+        assert "verdict: all 12 exchanges crossed from this container" in output
     for client in clients:
         client.remove()

@@ -108,6 +108,7 @@ def test_healthcheck_reports_healthy_then_unhealthy(local_server) -> None:
     env = {**os.environ, "PYTHONPATH": f"{SERVICES}{os.pathsep}{SERVICES / 'server'}",
            "LAB_ECHO_PORT": str(local_server.ports["tcp-echo"]),
            "LAB_UDP_PORT": str(local_server.ports["udp-echo"]),
+           "LAB_APP_PORT": str(local_server.ports["app"]),
            "LAB_GREET_PORT": str(local_server.ports["greeting"])}
     check = [sys.executable, "-m", "labserver", "--healthcheck"]
     ok = subprocess.run(check, env=env, capture_output=True, text=True, timeout=10, check=False)

@@ -1,5 +1,6 @@
 """``python3 -m labclient SUBCOMMAND``: talk to any lab server; exit status says how it went.
 
+Subcommands: echo, udp, greet, app (the framed protocol), raw (any bytes), demo.
 Exit statuses: 0 ok, 2 usage, 3 server unreachable, 4 timed out, 5 protocol error,
 6 data mismatch. A failure prints one line, ``client: error: ...``, on stderr.
 """
@@ -11,9 +12,9 @@ import json
 import re
 import sys
 
-from lab import settings
+from lab import framing, settings
 
-from . import demo, exchanges
+from . import app, demo, exchanges, raw
 from .config import ClientConfig
 from .errors import EXIT_USAGE, ClientError
 from .report import summarize
@@ -75,6 +76,30 @@ def build_parser(cfg: ClientConfig) -> argparse.ArgumentParser:
     udp.add_argument("--reply-timeout", type=float, default=1.0, metavar="S",
                      help="wait this long for each echo before resending (%(default)s)")
 
+    app = sub.add_parser("app", parents=[common], help="framed application protocol: search, "
+                         "echo, reverse, whoami")
+    app.add_argument("action", help="search, echo, reverse or whoami (the server answers an "
+                     "error for anything else)")
+    app.add_argument("value", nargs="?", default=None, help="the action's value")
+    app.add_argument("--port", type=int, default=cfg.app_port, help="(%(default)s)")
+    app.add_argument("--binary", action="store_true",
+                     help="send a binary request instead (the tutorial's: action+value as bytes)")
+    app.add_argument("--pipeline", type=positive_int, default=1, metavar="N",
+                     help="send N requests back to back on one connection (%(default)s)")
+    app.add_argument("--connections", type=positive_int, default=1, metavar="N",
+                     help="N clients at once, each sending its requests (%(default)s)")
+    app.add_argument("--encoding", default="utf-8",
+                     help="text encoding of the JSON content (%(default)s)")
+
+    raw = sub.add_parser("raw", parents=[common], help="send raw bytes (hex), show what comes "
+                         "back: like nc, and framed replies decoded")
+    raw.add_argument("--port", type=int, default=cfg.app_port, help="(%(default)s)")
+    raw.add_argument("--hex", dest="payloads", action="append", type=bytes.fromhex,
+                     required=True, metavar="HEX",
+                     help="bytes to send, in hex; repeat for several connections in turn")
+    raw.add_argument("--half-close", action="store_true",
+                     help="shut down our sending side after the bytes")
+
     greet = sub.add_parser("greet", parents=[common], help="read the greeting line")
     greet.add_argument("--port", type=int, default=cfg.greet_port, help="(%(default)s)")
 
@@ -83,6 +108,7 @@ def build_parser(cfg: ClientConfig) -> argparse.ArgumentParser:
     dem.add_argument("--echo-port", type=int, default=cfg.echo_port, help="(%(default)s)")
     dem.add_argument("--udp-port", type=int, default=cfg.udp_port, help="(%(default)s)")
     dem.add_argument("--greet-port", type=int, default=cfg.greet_port, help="(%(default)s)")
+    dem.add_argument("--app-port", type=int, default=cfg.app_port, help="(%(default)s)")
     return parser
 
 
@@ -99,7 +125,16 @@ def run_command(args: argparse.Namespace) -> dict:
                                   args.retries, args.reply_timeout, args.deadline)
     if args.command == "greet":
         return exchanges.greet(args.host, args.port, family, args.deadline, args.timeout)
-    ports = {"echo": args.echo_port, "udp": args.udp_port, "greet": args.greet_port}
+    if args.command == "raw":
+        return raw.run(args.host, args.port, family, args.payloads, args.half_close,
+                       args.deadline, args.timeout)
+    if args.command == "app":
+        return app.run(args.host, args.port, family, args.action, args.value,
+                       pipeline=args.pipeline, binary=args.binary, encoding=args.encoding,
+                       connections=args.connections, deadline_s=args.deadline,
+                       timeout_s=args.timeout)
+    ports = {"echo": args.echo_port, "udp": args.udp_port, "greet": args.greet_port,
+             "app": args.app_port}
     say = (lambda line: None) if args.json else (lambda line: print(line, flush=True))
     return demo.run(args.host, ports, args.deadline, args.timeout, say)
 
@@ -110,7 +145,15 @@ def main(argv: list[str] | None = None) -> int:
     except settings.SettingsError as exc:
         print(f"client: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    args = build_parser(cfg).parse_args(argv)
+    parser = build_parser(cfg)
+    args, extra = parser.parse_known_args(argv)
+    # argparse (3.11) will not fill an optional positional that follows a flag, as in
+    # `app echo --binary hello`: take that one word as the value ourselves.
+    if args.command == "app" and args.value is None and len(extra) == 1 \
+            and not extra[0].startswith("-"):
+        args.value, extra = extra[0], []
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         result = run_command(args)
     except ClientError as exc:
@@ -119,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
                               **exc.details}))
         print(f"client: error: {exc}", file=sys.stderr)
         return exc.exit_status
+    except framing.LocalProtocolError as exc:  # what the user asked us to send cannot be framed
+        print(f"client: error: cannot send that: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     if args.json:

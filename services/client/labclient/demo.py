@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from lab.netinfo import is_loopback, local_addresses, plain_ip
 
-from . import exchanges
+from . import app, exchanges
 from .report import summarize
 from .transport import retrying
 
@@ -48,6 +48,12 @@ def run(host: str, ports: dict[str, int], deadline_s: float, timeout_s: float,
             exchanges.tcp_echo(host, ports["echo"], family, DEMO_ECHO_BYTES, deadline_s, timeout_s),
             exchanges.udp_echo(host, ports["udp"], family, 512, 3, 5, 1.0, deadline_s),
             exchanges.greet(host, ports["greet"], family, deadline_s, timeout_s),
+            app.run(host, ports["app"], family, "search", "ring", deadline_s=deadline_s,
+                    timeout_s=timeout_s),
+            app.run(host, ports["app"], family, "reverse", "Hello, world!",
+                    deadline_s=deadline_s, timeout_s=timeout_s),
+            app.run(host, ports["app"], family, "whoami", None, deadline_s=deadline_s,
+                    timeout_s=timeout_s),
         ):
             say("  " + summarize(result))
             results.append(result)

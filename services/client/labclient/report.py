@@ -28,6 +28,21 @@ def summarize(r: dict) -> str:
     if command == "udp":
         return (f"UDP echo  {route(r)}  {r['echoed']} datagrams of {r['size']} B echoed intact "
                 f"({r['resent']} resent)  {r['elapsed_ms']:.1f} ms")
+    if command == "app" and "completed" in r:
+        return (f"app       {r['completed']} of {r['connections']} clients at once, "
+                f"{r['requests_per_connection']} request(s) each: every reply correct and in order")
+    if command == "app":
+        many = (f"  ({r['requests']} requests pipelined, in order)" if r["pipelined"]
+                else f"  ({r['requests']} requests, {r['connections_used']} connections)"
+                if r["requests"] > 1 else "")
+        asked = r["action"] + (f" {r['value']!r}" if r["value"] is not None else "")
+        kind = "binary " if r["binary"] else ""
+        return f"app       {route(r)}  {kind}{asked} -> {r['result']!r}{many}"
+    if command == "raw":
+        return "\n".join(
+            f"raw       {route(p)}  sent {p['sent']} B, got {p['received']} B"
+            f"{', server closed' if p['closed_by_server'] else ''}: {p['text']!r}"
+            for p in r["probes"])
     if command == "greet":
         return f"greeting  {route(r)}  server said: {r['line']}"
     return str(r)

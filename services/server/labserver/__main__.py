@@ -11,6 +11,7 @@ from lab import logs, settings
 from lab.netinfo import local_addresses
 
 from . import health
+from .app import AppProtocol
 from .config import ServerConfig
 from .core import EventLoop
 from .protocols import EchoProtocol, GreetingProtocol
@@ -22,7 +23,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="labserver",
-        description="Sockets lab server: TCP echo, UDP echo and greeting listeners. "
+        description="Sockets lab server: TCP echo, UDP echo, framed app and greeting listeners. "
                     "Settings come from LAB_* environment variables (see the README).")
     parser.add_argument("--healthcheck", action="store_true",
                         help="probe the running server's listeners and exit 0 if all answer")
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"labserver: LAB_LOG_LEVEL={config.log_level!r} is not one of "
               f"{', '.join(LOG_LEVELS)}", file=sys.stderr)
         return 2
-    tcp_services = [(EchoProtocol, config.echo_port), (GreetingProtocol, config.greet_port)]
+    tcp_services = [(EchoProtocol, config.echo_port), (AppProtocol, config.app_port),
+                    (GreetingProtocol, config.greet_port)]
     if args.healthcheck:
         return health.check(config, [port for _, port in tcp_services])
 

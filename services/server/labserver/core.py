@@ -155,8 +155,9 @@ class Connection:
             return
         if not data:
             self.read_eof = True
-            self._update_mask()
-            self.protocol.eof_received()
+            self.protocol.eof_received()  # first: it may still answer (e.g. "truncated")
+            if not self.closed and self.closing is None:
+                self._update_mask()
             return
         self.rx += len(data)
         self.last_rx = self.loop.now

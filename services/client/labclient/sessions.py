@@ -1,0 +1,138 @@
+"""Many connections at once in one thread: a selectors loop drives ``Session`` objects.
+
+A session has bytes to send (``outgoing``), says whether to half-close once they are sent, and
+consumes what comes back (``received``, ``ended``) until it is ``done``. ``drive`` sends and
+receives on every session at the same time, so neither side's buffers can deadlock and the
+number of clients costs no threads (the client container's pids limit stays small).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import selectors
+import socket
+
+from lab import framing
+from lab.netinfo import endpoint
+
+from .errors import TimedOut, Unreachable
+from .transport import endpoints
+
+CHUNK_BYTES = 64 << 10
+
+
+class Session:
+    half_close = False  # shut down our sending side once everything is sent
+
+    def __init__(self, sock: socket.socket, outgoing: bytes, attempts: int) -> None:
+        self.sock = sock
+        self.outgoing = memoryview(outgoing)
+        self.sent = 0
+        self.attempts = attempts
+        self.info = endpoints(sock)
+        self.done = False
+
+    @property
+    def where(self) -> str:
+        return endpoint((self.info["peer_ip"], self.info["peer_port"]))
+
+    def received(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def ended(self, reset: OSError | None) -> None:
+        """The peer closed (``reset`` is None) or the connection broke (``reset`` says how)."""
+        if reset is not None:
+            raise Unreachable(f"{self.where}: connection lost ({reset.strerror or reset})",
+                              **self.info)
+        self.done = True
+
+
+class EchoSession(Session):
+    """Sends its payload, half-closes, and hashes the echo until the server closes."""
+
+    half_close = True
+
+    def __init__(self, sock: socket.socket, payload: bytes, attempts: int) -> None:
+        super().__init__(sock, payload, attempts)
+        self.received_bytes = 0
+        self.digest = hashlib.sha256()
+
+    def received(self, data: bytes) -> None:
+        self.digest.update(data)
+        self.received_bytes += len(data)
+
+    def result(self) -> dict:
+        size = len(self.outgoing)
+        sent_digest = hashlib.sha256(self.outgoing).hexdigest()
+        got_digest = self.digest.hexdigest()
+        return {"command": "echo", **self.info, "sent": size, "received": self.received_bytes,
+                "sha256_sent": sent_digest, "sha256_received": got_digest,
+                "attempts": self.attempts,
+                "digest_ok": self.received_bytes == size and sent_digest == got_digest}
+
+
+class AppSession(Session):
+    """Sends framed requests back to back and collects as many replies, in order.
+
+    A server may close after fewer replies (the tutorial's server answers one per connection):
+    the session then ends with ``closed_early`` set and the caller resends the rest.
+    """
+
+    def __init__(self, sock: socket.socket, requests: list[bytes], attempts: int,
+                 max_reply_bytes: int = 64 << 20) -> None:
+        super().__init__(sock, b"".join(requests), attempts)
+        self.needed = len(requests)
+        self.decoder = framing.MessageDecoder(max_reply_bytes)
+        self.replies: list[framing.Message] = []
+        self.closed_early = False
+
+    def received(self, data: bytes) -> None:
+        self.decoder.feed(data)
+        self.replies.extend(self.decoder.messages())  # RemoteProtocolError: the caller's
+        if len(self.replies) >= self.needed:
+            self.done = True
+
+    def ended(self, reset: OSError | None) -> None:
+        self.done = True
+        self.closed_early = len(self.replies) < self.needed
+
+
+def drive(sessions: list[Session], timeout_s: float) -> None:
+    """Run every session to completion; ``TimedOut`` if nothing moves for ``timeout_s``."""
+    with selectors.DefaultSelector() as selector:
+        for session in sessions:
+            session.sock.setblocking(False)
+            events = selectors.EVENT_READ
+            if len(session.outgoing):
+                events |= selectors.EVENT_WRITE
+            selector.register(session.sock, events, session)
+        pending = len(sessions)
+        while pending:
+            ready = selector.select(timeout_s)
+            if not ready:
+                done = sum(s.done for s in sessions)
+                raise TimedOut(f"no progress for {timeout_s:g}s with {done} of {len(sessions)} "
+                               f"connections done", **sessions[0].info)
+            for key, mask in ready:
+                session: Session = key.data
+                try:
+                    if mask & selectors.EVENT_WRITE and not session.done:
+                        chunk = session.outgoing[session.sent:session.sent + CHUNK_BYTES]
+                        session.sent += session.sock.send(chunk)
+                        if session.sent == len(session.outgoing):
+                            if session.half_close:
+                                session.sock.shutdown(socket.SHUT_WR)
+                            selector.modify(session.sock, selectors.EVENT_READ, session)
+                    if mask & selectors.EVENT_READ and not session.done:
+                        data = session.sock.recv(CHUNK_BYTES)
+                        if data:
+                            session.received(data)
+                        else:
+                            session.ended(None)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as exc:  # reset, broken pipe: the session decides what it means
+                    session.ended(exc)
+                if session.done:
+                    selector.unregister(session.sock)
+                    pending -= 1

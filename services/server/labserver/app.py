@@ -1,0 +1,137 @@
+"""The framed application protocol's server side (wire format: ``lab.framing``).
+
+A connection carries any number of requests; requests sent back to back (pipelined) are answered
+in order, since one connection's bytes are handled in arrival order by one loop. A client that
+sends one request and closes after the reply (the tutorial's) works as well.
+
+Requests and replies (text/json)::
+
+    {"action": "search",  "value": "ring"}   -> {"result": "<entry>"} or 'No match for "<value>".'
+    {"action": "echo",    "value": <any>}    -> {"result": <the value>}
+    {"action": "reverse", "value": "abc"}    -> {"result": "cba"}
+    {"action": "whoami"}                     -> {"result": {"server_hostname", "server_address",
+                                                 "server_port", "client_address", "client_port"}}
+    anything else  -> {"result": 'Error: invalid action "<action>".', "error": {...}}
+
+A binary request (any other content type) gets the tutorial's binary reply:
+``b"First 10 bytes of request: " + content[:10]`` as ``binary/custom-server-binary-type``.
+
+A bad frame gets an error reply, ``{"result": "Error: <message>", "error": {"code", "message"}}``,
+then the connection closes (the stream cannot be re-synchronised); the server logs one line.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from lab import framing
+from lab.netinfo import endpoint, plain_ip
+
+from .core import Protocol
+
+log = logging.getLogger("server")
+
+SEARCH_TABLE = {
+    "morpheus": "Follow the white rabbit. \U0001f430",
+    "ring": "In the caves beneath the Misty Mountains. \U0001f48d",
+    "\U0001f436": "\U0001f43e Playing ball! \U0001f3d0",
+    "socket": "An endpoint for sending or receiving data across a network. \U0001f50c",
+    "tcp": "A reliable, ordered byte stream. \U0001f4e6",
+    "udp": "Datagrams: fast, unordered, and they may be lost. \U0001f4e8",
+}
+BINARY_REPLY_TYPE = "binary/custom-server-binary-type"
+BINARY_REPLY_PREFIX = b"First 10 bytes of request: "
+
+
+def error_reply(code: str, message: str) -> bytes:
+    """An error as a text/json reply the tutorial's client prints sensibly (``result``)."""
+    return framing.encode_json({"result": f"Error: {message}",
+                                "error": {"code": code, "message": message}})
+
+
+class AppProtocol(Protocol):
+    """One connection of the framed protocol: decode, answer in order, close on a bad frame."""
+
+    name = "app"
+    refusal = error_reply("busy", "the server is at its connection limit; try again later.")
+    hostname = socket.gethostname()
+
+    def __init__(self, conn: Any) -> None:
+        super().__init__(conn)
+        config = conn.loop.config
+        self.decoder = framing.MessageDecoder(config.max_content_bytes)
+        self.frame_deadline_s = config.frame_deadline_s
+        self.frame_started: float | None = None
+        self.requests = 0
+
+    def data_received(self, data: bytes) -> None:
+        self.decoder.feed(data)
+        try:
+            for message in self.decoder.messages():
+                self.requests += 1
+                self.conn.write(self.answer(message))
+        except framing.RemoteProtocolError as exc:
+            self.reject(exc.code, str(exc))
+            return
+        if self.decoder.in_progress:
+            if self.frame_started is None:
+                self.frame_started = self.conn.loop.now
+        else:
+            self.frame_started = None
+
+    def eof_received(self) -> None:
+        try:
+            self.decoder.receive_eof()
+        except framing.TruncatedMessage as exc:
+            self.reject(exc.code, str(exc))  # the peer may still read our reply (half-close)
+            return
+        self.conn.close_when_flushed("peer closed")
+
+    def between_exchanges(self, now: float) -> bool:
+        return not self.decoder.in_progress
+
+    def check_deadline(self, now: float) -> None:
+        if self.frame_started is not None and now - self.frame_started >= self.frame_deadline_s:
+            self.reject("frame-deadline", f"a message was started but not completed within "
+                                          f"{self.frame_deadline_s:g}s")
+
+    def reject(self, code: str, message: str) -> None:
+        conn = self.conn
+        log.warning("app conn=%d bad frame from peer=%s: %s (%s); closing", conn.conn_id,
+                    endpoint(conn.peer), code, message)
+        conn.write(error_reply(code, message))
+        conn.close_when_flushed(f"bad frame: {code}")
+
+    # -- the application ------------------------------------------------------------------
+    def answer(self, message: framing.Message) -> bytes:
+        if not message.is_json:
+            return framing.encode_message(BINARY_REPLY_PREFIX + message.content[:10],
+                                          BINARY_REPLY_TYPE, framing.BINARY_ENCODING)
+        request = message.value
+        action, value = request.get("action"), request.get("value")
+        if action == "search":
+            result: Any = SEARCH_TABLE.get(value) if isinstance(value, str) else None
+            return self._result(result or f'No match for "{value}".', message)
+        if action == "echo":
+            return self._result(value, message)
+        if action == "reverse":
+            if not isinstance(value, str):
+                return error_reply("bad-value", "reverse needs a string value.")
+            return self._result(value[::-1], message)
+        if action == "whoami":
+            conn = self.conn
+            return self._result({
+                "server_hostname": self.hostname,
+                "server_address": plain_ip(conn.local[0]), "server_port": conn.local[1],
+                "client_address": plain_ip(conn.peer[0]), "client_port": conn.peer[1],
+            }, message)
+        return error_reply("unknown-action", f'invalid action "{action}".')
+
+    @staticmethod
+    def _result(result: Any, request: framing.Message) -> bytes:
+        try:  # answer in the encoding the request used, as the tutorial's peers expect
+            return framing.encode_json({"result": result}, request.content_encoding)
+        except framing.LocalProtocolError:  # e.g. a result that encoding cannot represent
+            return framing.encode_json({"result": result})
