@@ -7,8 +7,6 @@ COMPOSE ?= docker compose
 VENV ?= .venv
 PYTHON ?= python3
 PYTEST_ARGS ?=
-# Compose v2 builds through the engine's BuildKit; without buildx it would warn about Bake.
-export COMPOSE_BAKE ?= false
 
 .PHONY: help up serve down logs build compose base deps test test-quick lint clean
 
@@ -29,7 +27,7 @@ logs: ## show the stack's logs
 	$(COMPOSE) logs --no-color
 
 build: compose base ## prepare the base image (offline if it cannot be pulled) and build every image
-	$(COMPOSE) build --quiet
+	$(COMPOSE) --profile tools build --quiet
 
 compose: ## make sure `docker compose` (v2) is there; install the pinned plugin if not
 	@scripts/install-compose.sh
@@ -52,7 +50,7 @@ test-quick: build deps ## the same without the slow groups
 
 lint: deps ## ruff (Python), hadolint (Dockerfiles), actionlint (GitHub workflow)
 	$(VENV)/bin/ruff check services tests scripts
-	$(VENV)/bin/hadolint services/server/Dockerfile services/client/Dockerfile
+	$(VENV)/bin/hadolint services/*/Dockerfile
 	$(VENV)/bin/actionlint .github/workflows/*.yml
 
 clean: down ## remove the stack, the venv and .env (images stay; `docker image rm` them if you like)

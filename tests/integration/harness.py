@@ -313,3 +313,80 @@ class ComposeStack:
         self.container(service).start()
         self.wait_healthy(service)
 
+    def kill_service(self, service: str, sig: str = "SIGKILL") -> None:
+        self.container(service).kill(signal=sig)
+
+    def disconnect(self, container: Container) -> None:
+        """Cut a container off the stack's network (a partition)."""
+        self.docker.networks.get(self.network_name).disconnect(container)
+
+    def reconnect(self, container: Container, alias: str | None = None) -> None:
+        """Put it back, with its service name as a DNS alias again."""
+        self.docker.networks.get(self.network_name).connect(
+            container, aliases=[alias] if alias else None)
+
+    def shape(self, service: str, delay_ms: int = 0, loss_pct: int = 0) -> str:
+        """Delay and drop the service's outgoing packets (both 0: undo). Returns the method.
+
+        A tools container joins the service's network namespace with only NET_ADMIN (as root,
+        so the capability is effective); the service itself keeps ``cap_drop: [ALL]``.
+        ``tc netem`` where the kernel has it; where it does not (CONFIG_NET_SCH_NETEM unset, as
+        on this project's CI machines), nftables drops a random ``loss_pct`` of packets and a
+        token bucket (tbf, 8 Mbit/s) stands in for the delay.
+        """
+        # The interface is eth0 at first, but a reconnect (a healed partition) makes a new one.
+        script = "dev=$(ls /sys/class/net | grep -v '^lo$' | head -n 1)\n"
+        if delay_ms or loss_pct:
+            script += f"""
+if tc qdisc replace dev $dev root netem delay {delay_ms}ms loss {loss_pct}% 2>/dev/null; then
+  echo netem
+else
+  tc qdisc replace dev $dev root tbf rate 8mbit burst 32kb latency 400ms
+  printf '%s\\n' 'table inet labfault {{' '  chain out {{' \\
+    '    type filter hook output priority 0; policy accept;' \\
+    '    oifname != "lo" numgen random mod 100 < {loss_pct} drop' '  }}' '}}' | nft -f -
+  echo tbf+nft
+fi"""
+        else:
+            script += ("tc qdisc del dev $dev root 2>/dev/null || true\n"
+                       "nft delete table inet labfault 2>/dev/null || true\necho none")
+        helper = self.docker.containers.run(
+            f"sockets-lab/tools:{self.image_tag}", ["sh", "-ec", script], detach=True,
+            network_mode=f"container:{self.container(service).id}", user="0",
+            cap_drop=["ALL"], cap_add=["NET_ADMIN"], read_only=True,
+            security_opt=["no-new-privileges:true"], labels=self._oneoff_labels())
+        try:
+            status = helper.wait(timeout=30)
+            output = helper.logs().decode(errors="replace").strip()
+        finally:
+            helper.remove(force=True)
+        if status["StatusCode"] != 0:
+            raise StackError(f"shaping {service} failed: {output}")
+        return output.splitlines()[-1]
+
+    def memory_bytes(self, service: str) -> int:
+        """The service's memory as `docker stats` counts it: usage less inactive page cache."""
+        stats = self.container(service).stats(stream=False)["memory_stats"]
+        inactive = stats.get("stats", {}).get("inactive_file",
+                                              stats.get("stats", {}).get("total_inactive_file", 0))
+        return stats["usage"] - inactive
+
+    def server_log(self, since: int = 0) -> str:
+        """The server's output, from character ``since`` on (see ``log_mark``)."""
+        return self.container("server").logs().decode(errors="replace")[since:]
+
+    def log_mark(self) -> int:
+        """Where the server's log ends now: waits from here ignore older lines (addresses of
+        earlier, exited containers get reused)."""
+        return len(self.server_log())
+
+    def wait_for_server_log(self, text: str, since: int, within_s: float = 30) -> str:
+        """Wait for a line with ``text`` written after ``since``; return that line."""
+        def seen() -> str:
+            for line in self.server_log(since).splitlines():
+                if text in line:
+                    return line
+            raise NotYet(f"{text!r} not in the server's log yet")
+
+        return wait_for(f"{text!r} in the server's log", seen, within_s)
+

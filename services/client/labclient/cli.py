@@ -11,6 +11,7 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Callable
 
 from lab import framing, settings
 
@@ -18,7 +19,7 @@ from . import app, demo, exchanges, raw
 from .config import ClientConfig
 from .errors import EXIT_USAGE, ClientError
 from .report import summarize
-from .transport import FAMILIES
+from .transport import FAMILIES, retry_exchange
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|k|kib|kb|m|mib|mb)?\s*$", re.IGNORECASE)
 _SCALE = {None: 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1 << 10,
@@ -66,6 +67,8 @@ def build_parser(cfg: ClientConfig) -> argparse.ArgumentParser:
                       help="payload size, e.g. 4096, 64KiB, 1MiB (64KiB)")
     echo.add_argument("--connections", type=positive_int, default=1, metavar="N",
                       help="N clients at once, each with its own payload (%(default)s)")
+    echo.add_argument("--pace", type=float, default=0.0, metavar="S",
+                      help="a slow sender: pause S seconds between 64 KiB chunks (%(default)s)")
 
     udp = sub.add_parser("udp", parents=[common], help="UDP echo: datagrams out and back")
     udp.add_argument("--port", type=int, default=cfg.udp_port, help="(%(default)s)")
@@ -102,6 +105,12 @@ def build_parser(cfg: ClientConfig) -> argparse.ArgumentParser:
 
     greet = sub.add_parser("greet", parents=[common], help="read the greeting line")
     greet.add_argument("--port", type=int, default=cfg.greet_port, help="(%(default)s)")
+    for retried in (echo, app, greet):
+        retried.add_argument("--retries", type=int, default=2, metavar="N",
+                             help="run the exchange again up to N times if the connection is "
+                                  "lost or stalls (%(default)s)")
+        retried.add_argument("--repeat", type=positive_int, default=1, metavar="N",
+                             help="do the whole exchange N times, each checked (%(default)s)")
 
     dem = sub.add_parser("demo", parents=[common], help="every exchange over IPv4 and IPv6, "
                          "narrated (the container's default)")
@@ -114,29 +123,47 @@ def build_parser(cfg: ClientConfig) -> argparse.ArgumentParser:
 
 def run_command(args: argparse.Namespace) -> dict:
     family = FAMILIES[args.family]
+    if args.command == "udp":
+        return exchanges.udp_echo(args.host, args.port, family, args.size, args.count,
+                                  args.retries, args.reply_timeout, args.deadline)
+    if args.command == "raw":
+        return raw.run(args.host, args.port, family, args.payloads, args.half_close,
+                       args.deadline, args.timeout)
+    if args.command == "demo":
+        ports = {"echo": args.echo_port, "udp": args.udp_port, "greet": args.greet_port,
+                 "app": args.app_port}
+        say = (lambda line: None) if args.json else (lambda line: print(line, flush=True))
+        return demo.run(args.host, ports, args.deadline, args.timeout, say)
+    return repeat(args, lambda: one_exchange(args, family))
+
+
+def one_exchange(args: argparse.Namespace, family: int) -> dict:
+    """One echo, greet or app exchange, as the options describe it (retried by the caller)."""
     if args.command == "echo":
         if args.connections > 1:
             return exchanges.tcp_echo_many(args.host, args.port, family, args.size,
                                            args.connections, args.deadline, args.timeout)
         return exchanges.tcp_echo(args.host, args.port, family, args.size, args.deadline,
-                                  args.timeout)
-    if args.command == "udp":
-        return exchanges.udp_echo(args.host, args.port, family, args.size, args.count,
-                                  args.retries, args.reply_timeout, args.deadline)
+                                  args.timeout, args.pace)
     if args.command == "greet":
         return exchanges.greet(args.host, args.port, family, args.deadline, args.timeout)
-    if args.command == "raw":
-        return raw.run(args.host, args.port, family, args.payloads, args.half_close,
-                       args.deadline, args.timeout)
-    if args.command == "app":
-        return app.run(args.host, args.port, family, args.action, args.value,
-                       pipeline=args.pipeline, binary=args.binary, encoding=args.encoding,
-                       connections=args.connections, deadline_s=args.deadline,
-                       timeout_s=args.timeout)
-    ports = {"echo": args.echo_port, "udp": args.udp_port, "greet": args.greet_port,
-             "app": args.app_port}
-    say = (lambda line: None) if args.json else (lambda line: print(line, flush=True))
-    return demo.run(args.host, ports, args.deadline, args.timeout, say)
+    return app.run(args.host, args.port, family, args.action, args.value,
+                   pipeline=args.pipeline, binary=args.binary, encoding=args.encoding,
+                   connections=args.connections, deadline_s=args.deadline,
+                   timeout_s=args.timeout)
+
+
+def repeat(args: argparse.Namespace, exchange: Callable[[], dict]) -> dict:
+    """``--repeat N`` times ``exchange`` (each retried per ``--retries``); one summary."""
+    results = [retry_exchange(f"{args.command} {i + 1} of {args.repeat}", exchange,
+                              args.retries, args.deadline) for i in range(args.repeat)]
+    if args.repeat == 1:
+        return results[0]
+    last = results[-1]
+    return {**{k: last[k] for k in ("family", "local_ip", "local_port", "peer_ip", "peer_port")
+               if k in last},
+            "command": args.command, "repeats": args.repeat, "completed": len(results),
+            "retried": sum(r["retries"] for r in results), "all_ok": True, "last": last}
 
 
 def main(argv: list[str] | None = None) -> int:

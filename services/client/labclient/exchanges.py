@@ -24,13 +24,19 @@ def _lost(what: str, exc: OSError, **details: object) -> Unreachable:
 
 
 def tcp_echo(host: str, port: int, family: int, size: int, deadline_s: float,
-             timeout_s: float) -> dict:
-    """Send ``size`` random bytes, half-close, read the echo to EOF, compare length and digest."""
+             timeout_s: float, pace_s: float = 0.0) -> dict:
+    """Send ``size`` random bytes, half-close, read the echo to EOF, compare length and digest.
+
+    ``pace_s`` makes a slow sender: a pause between 64 KiB chunks.
+    """
     sock, attempts = connect(host, port, family, deadline_s, timeout_s)
     with sock:
-        client = EchoSession(sock, os.urandom(size), attempts)
+        client = EchoSession(sock, os.urandom(size), attempts, pace_s)
         started = time.perf_counter()
         drive([client], timeout_s)
+    if client.closed_early():
+        raise Unreachable(f"echo {client.where}: the server closed after echoing "
+                          f"{client.received_bytes} of {size} bytes", **client.info)
     result = client.result()
     result["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 3)
     if not result["digest_ok"]:

@@ -19,6 +19,9 @@ def route(r: dict) -> str:
 
 def summarize(r: dict) -> str:
     command = r["command"]
+    if "repeats" in r:
+        return (f"{command} x{r['repeats']}: all {r['completed']} exchanges checked "
+                f"({r['retried']} needed a retry); last: {summarize(r['last'])}")
     if command == "echo" and "results" in r:
         return (f"TCP echo  {r['completed']} of {r['connections']} clients at once got back their "
                 f"own payload ({r['distinct_payloads']} distinct sha256)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import selectors
 import socket
+import time
 
 from lab import framing
 from lab.netinfo import endpoint
@@ -24,10 +25,13 @@ CHUNK_BYTES = 64 << 10
 class Session:
     half_close = False  # shut down our sending side once everything is sent
 
-    def __init__(self, sock: socket.socket, outgoing: bytes, attempts: int) -> None:
+    def __init__(self, sock: socket.socket, outgoing: bytes, attempts: int,
+                 pace_s: float = 0.0) -> None:
         self.sock = sock
         self.outgoing = memoryview(outgoing)
         self.sent = 0
+        self.pace_s = pace_s  # a slow sender: wait this long between chunks
+        self.next_send = 0.0
         self.attempts = attempts
         self.info = endpoints(sock)
         self.done = False
@@ -52,14 +56,22 @@ class EchoSession(Session):
 
     half_close = True
 
-    def __init__(self, sock: socket.socket, payload: bytes, attempts: int) -> None:
-        super().__init__(sock, payload, attempts)
+    def __init__(self, sock: socket.socket, payload: bytes, attempts: int,
+                 pace_s: float = 0.0) -> None:
+        super().__init__(sock, payload, attempts, pace_s)
         self.received_bytes = 0
         self.digest = hashlib.sha256()
 
     def received(self, data: bytes) -> None:
         self.digest.update(data)
         self.received_bytes += len(data)
+
+    def closed_early(self) -> bool:
+        """The server closed before echoing everything, but what it did echo was right:
+        a lost connection (worth a retry), not corrupted data."""
+        got = self.received_bytes
+        return (got < len(self.outgoing)
+                and hashlib.sha256(self.outgoing[:got]).hexdigest() == self.digest.hexdigest())
 
     def result(self) -> dict:
         size = len(self.outgoing)
@@ -98,33 +110,48 @@ class AppSession(Session):
 
 
 def drive(sessions: list[Session], timeout_s: float) -> None:
-    """Run every session to completion; ``TimedOut`` if nothing moves for ``timeout_s``."""
+    """Run every session to completion; ``TimedOut`` if no byte moves for ``timeout_s``."""
+    write, read = selectors.EVENT_WRITE, selectors.EVENT_READ
     with selectors.DefaultSelector() as selector:
         for session in sessions:
             session.sock.setblocking(False)
-            events = selectors.EVENT_READ
-            if len(session.outgoing):
-                events |= selectors.EVENT_WRITE
-            selector.register(session.sock, events, session)
+            selector.register(session.sock, read | (write if len(session.outgoing) else 0),
+                              session)
         pending = len(sessions)
+        resting: list[Session] = []  # paced sessions waiting for their next chunk
+        last_progress = time.monotonic()
         while pending:
-            ready = selector.select(timeout_s)
-            if not ready:
+            now = time.monotonic()
+            wait = timeout_s - (now - last_progress)
+            if wait <= 0:
                 done = sum(s.done for s in sessions)
                 raise TimedOut(f"no progress for {timeout_s:g}s with {done} of {len(sessions)} "
                                f"connections done", **sessions[0].info)
+            if resting:
+                wait = max(0.0, min(wait, min(s.next_send for s in resting) - now))
+            ready = selector.select(wait)
+            now = time.monotonic()
+            for session in [s for s in resting if s.next_send <= now and not s.done]:
+                resting.remove(session)
+                selector.modify(session.sock, read | write, session)
             for key, mask in ready:
                 session: Session = key.data
                 try:
-                    if mask & selectors.EVENT_WRITE and not session.done:
+                    if mask & write and not session.done:
                         chunk = session.outgoing[session.sent:session.sent + CHUNK_BYTES]
                         session.sent += session.sock.send(chunk)
+                        last_progress = now
                         if session.sent == len(session.outgoing):
                             if session.half_close:
                                 session.sock.shutdown(socket.SHUT_WR)
-                            selector.modify(session.sock, selectors.EVENT_READ, session)
-                    if mask & selectors.EVENT_READ and not session.done:
+                            selector.modify(session.sock, read, session)
+                        elif session.pace_s:
+                            session.next_send = now + session.pace_s
+                            resting.append(session)
+                            selector.modify(session.sock, read, session)
+                    if mask & read and not session.done:
                         data = session.sock.recv(CHUNK_BYTES)
+                        last_progress = now
                         if data:
                             session.received(data)
                         else:
@@ -135,4 +162,6 @@ def drive(sessions: list[Session], timeout_s: float) -> None:
                     session.ended(exc)
                 if session.done:
                     selector.unregister(session.sock)
+                    if session in resting:
+                        resting.remove(session)
                     pending -= 1

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 
 from lab.netinfo import family_name, plain_ip
 
-from .errors import Unreachable
+from .errors import TimedOut, Unreachable
 
 FAMILIES = {"4": socket.AF_INET, "6": socket.AF_INET6, "any": socket.AF_UNSPEC}
 FIRST_BACKOFF_S = 0.1
@@ -95,3 +95,24 @@ def endpoints(sock: socket.socket) -> dict:
         "peer_ip": plain_ip(peer[0]),
         "peer_port": peer[1],
     }
+
+
+def retry_exchange(what: str, attempt: Callable[[], dict], retries: int, deadline_s: float,
+                   note: Callable[[str], None] = _note) -> dict:
+    """Run an idempotent exchange; if the connection is lost or stalls, run it again (with
+    backoff, at most ``retries`` more times). Wrong data or protocol errors are not retried."""
+    delays = backoff_delays(time.monotonic() + deadline_s)
+    for retry in range(retries + 1):
+        try:
+            result = attempt()
+        except (Unreachable, TimedOut) as exc:
+            delay = next(delays, None) if retry < retries else None
+            if delay is None:
+                raise
+            note(f"{what}: {exc}; running the exchange again ({retry + 1} of {retries}) in "
+                 f"{delay:.2f}s")
+            time.sleep(delay)
+        else:
+            result["retries"] = retry
+            return result
+    raise AssertionError("unreachable")  # the loop returns or raises

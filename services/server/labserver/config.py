@@ -16,7 +16,7 @@ class ServerConfig:
     greet_port: int = defaults.GREET_PORT
     backlog: int = 1024
     max_connections: int = 2048  # over the cap a connection is told and closed
-    idle_timeout_s: float = 300.0  # a connection with no traffic for this long is closed
+    idle_timeout_s: float = 300.0  # a connection with no bytes moving for this long is closed
     frame_deadline_s: float = 10.0  # a started frame must be complete within this
     max_content_bytes: int = 1 << 20  # app protocol: largest content accepted
     max_datagram_bytes: int = 65507  # UDP: larger datagrams are dropped and logged

@@ -99,6 +99,7 @@ class Connection:
         "closing",
         "conn_id",
         "draining_since",
+        "last_active",
         "last_rx",
         "listener",
         "local",
@@ -126,7 +127,7 @@ class Connection:
         self.outbuf = bytearray()
         self.mask = selectors.EVENT_READ
         self.rx = self.tx = 0
-        self.opened = self.last_rx = loop.now
+        self.opened = self.last_rx = self.last_active = loop.now
         self.read_eof = False
         self.closing: str | None = None  # set by close_when_flushed: the reason we will close
         self.draining_since: float | None = None
@@ -160,7 +161,7 @@ class Connection:
                 self._update_mask()
             return
         self.rx += len(data)
-        self.last_rx = self.loop.now
+        self.last_rx = self.last_active = self.loop.now
         self.protocol.data_received(data)
 
     def _on_writable(self) -> None:
@@ -173,6 +174,7 @@ class Connection:
             return
         del self.outbuf[:sent]
         self.tx += sent
+        self.last_active = self.loop.now
         if not self.outbuf and self.closing is not None:
             self._finish()
         else:
@@ -470,8 +472,11 @@ class EventLoop:
             if conn.draining_since is not None:
                 if now - conn.draining_since >= LINGER_S:
                     conn.close(conn.closing or "closed")
-            elif idle_timeout and now - conn.last_rx >= idle_timeout and not conn.outbuf:
-                conn.close(f"idle for {idle_timeout:g}s")
+            elif idle_timeout and now - conn.last_active >= idle_timeout:
+                # No byte moved either way: a silent peer, or one that stopped reading (or
+                # vanished) while we still have bytes for it.
+                conn.close(f"idle for {idle_timeout:g}s" + (
+                    f" with {len(conn.outbuf)} bytes unsent" if conn.outbuf else ""))
             else:
                 conn.protocol.check_deadline(now)
 
