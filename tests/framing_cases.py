@@ -33,7 +33,7 @@ VALID = {
     "json-unicode": (encode_json({"value": "\U0001f436 caf\u00e9"}),
                      {"value": "\U0001f436 caf\u00e9"}),
     "json-utf16": (encode_json({"value": "\u00e9"}, "utf-16"), {"value": "\u00e9"}),
-    "json-extra-header-keys": (encode_json({"a": 1}, request_id=7), {"a": 1}),
+    "json-extra-header-keys": (encode_json({"a": 1}, extra_header={"request_id": 7}), {"a": 1}),
     "binary": (encode_binary(b"\x00\xffsearchring"), None),
     "binary-empty": (encode_binary(b""), None),
     "tutorial-client-binary": (tutorial_peers.make_message(

@@ -27,6 +27,7 @@ import codecs
 import json
 import struct
 import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,14 +88,18 @@ def _check_encoding(name: str) -> None:
 
 
 def encode_message(content: bytes, content_type: str, content_encoding: str,
-                   byteorder: str = sys.byteorder, **extra_header: Any) -> bytes:
-    """Frame ``content`` bytes with a header. Raises ``LocalProtocolError`` if it cannot."""
+                   byteorder: str = sys.byteorder,
+                   extra_header: Mapping[str, Any] | None = None) -> bytes:
+    """Frame ``content`` bytes with a header (plus any ``extra_header`` fields).
+    Raises ``LocalProtocolError`` if it cannot."""
     if not isinstance(content, bytes | bytearray | memoryview):
         raise LocalProtocolError(f"content must be bytes, not {type(content).__name__}",
                                  "bad-content")
+    extra = dict(extra_header or {})
+    if clash := sorted(set(extra) & set(REQUIRED_KEYS)):
+        raise LocalProtocolError(f"extra header fields may not replace {clash}", "bad-header")
     header = {"byteorder": byteorder, "content-type": content_type,
-              "content-encoding": content_encoding, "content-length": len(content),
-              **extra_header}
+              "content-encoding": content_encoding, "content-length": len(content), **extra}
     header_bytes = json.dumps(header, ensure_ascii=False).encode("utf-8")
     if len(header_bytes) > MAX_HEADER_BYTES:
         raise LocalProtocolError(f"header of {len(header_bytes)} bytes exceeds "
@@ -102,7 +107,8 @@ def encode_message(content: bytes, content_type: str, content_encoding: str,
     return b"".join((_LENGTH.pack(len(header_bytes)), header_bytes, content))
 
 
-def encode_json(obj: dict, encoding: str = "utf-8", **extra_header: Any) -> bytes:
+def encode_json(obj: dict, encoding: str = "utf-8", byteorder: str = sys.byteorder,
+                extra_header: Mapping[str, Any] | None = None) -> bytes:
     """A text/json message carrying ``obj`` (a JSON object) in ``encoding``."""
     if not isinstance(obj, dict):
         raise LocalProtocolError(f"text/json content must be an object, not "
@@ -113,15 +119,16 @@ def encode_json(obj: dict, encoding: str = "utf-8", **extra_header: Any) -> byte
     except (TypeError, ValueError) as exc:  # not serialisable, or not representable
         raise LocalProtocolError(f"cannot encode content as {encoding} JSON: {exc}",
                                  "bad-content") from None
-    return encode_message(content, JSON_TYPE, encoding, **extra_header)
+    return encode_message(content, JSON_TYPE, encoding, byteorder, extra_header)
 
 
 def encode_binary(data: bytes, content_type: str = "binary/custom-client-binary-type",
-                  **extra_header: Any) -> bytes:
+                  byteorder: str = sys.byteorder,
+                  extra_header: Mapping[str, Any] | None = None) -> bytes:
     """A raw-bytes message (the tutorial's binary type by default)."""
     if content_type == JSON_TYPE:
         raise LocalProtocolError("binary content cannot be text/json", "bad-content")
-    return encode_message(data, content_type, BINARY_ENCODING, **extra_header)
+    return encode_message(data, content_type, BINARY_ENCODING, byteorder, extra_header)
 
 
 def _parse_header(raw: bytes | memoryview, max_content_bytes: int) -> dict:
@@ -217,12 +224,11 @@ class MessageDecoder:
             self._failed = exc
             raise
 
-    def messages(self) -> list[Message]:
-        """Every complete message buffered now (possibly none)."""
-        found = []
+    def messages(self) -> Iterator[Message]:
+        """Every complete message buffered now (possibly none), one at a time: a caller
+        handles each before a bad message after it raises."""
         while (message := self.next_message()) is not self.NEED_DATA:
-            found.append(message)
-        return found
+            yield message  # type: ignore[misc]
 
     def receive_eof(self) -> None:
         """The peer closed its side: fine between messages, ``TruncatedMessage`` inside one."""

@@ -112,7 +112,7 @@ def test_bad_frame_gets_its_error_then_the_server_serves_others(app_server, name
             reply += chunk
     decoder = framing.MessageDecoder()
     decoder.feed(reply)
-    (error,) = decoder.messages()
+    (error,) = list(decoder.messages())
     assert error.value["error"]["code"] == code
     assert error.value["result"].startswith("Error: ")
     app_server.expect("bad frame from peer=127.0.0.1")
@@ -126,7 +126,7 @@ def test_end_of_stream_mid_frame_gets_truncated_error(app_server) -> None:
         reply = b"".join(iter(lambda: sock.recv(65536), b""))
     decoder = framing.MessageDecoder()
     decoder.feed(reply)
-    assert decoder.messages()[0].value["error"]["code"] == "truncated"
+    assert next(decoder.messages()).value["error"]["code"] == "truncated"
 
 
 def test_a_frame_left_unfinished_past_the_deadline_is_dropped(app_server) -> None:
@@ -135,4 +135,4 @@ def test_a_frame_left_unfinished_past_the_deadline_is_dropped(app_server) -> Non
         reply = b"".join(iter(lambda: sock.recv(65536), b""))  # closed within ~2 s
     decoder = framing.MessageDecoder()
     decoder.feed(reply)
-    assert decoder.messages()[0].value["error"]["code"] == "frame-deadline"
+    assert next(decoder.messages()).value["error"]["code"] == "frame-deadline"

@@ -26,7 +26,7 @@ NEED_DATA = MessageDecoder.NEED_DATA
 def feed_whole(data: bytes) -> list[framing.Message]:
     decoder = MessageDecoder(LIMIT)
     decoder.feed(data)
-    found = decoder.messages()
+    found = list(decoder.messages())
     decoder.receive_eof()
     return found
 
@@ -45,7 +45,7 @@ def feed_with_trailing(data: bytes) -> list[framing.Message]:
     """The message, then the first bytes of another one: one message out, the rest waits."""
     decoder = MessageDecoder(LIMIT)
     decoder.feed(data + encode_binary(b"next")[:5])
-    found = decoder.messages()
+    found = list(decoder.messages())
     assert decoder.in_progress
     with pytest.raises(TruncatedMessage):
         decoder.receive_eof()
@@ -81,19 +81,28 @@ def test_several_messages_from_one_read_and_none_from_half() -> None:
     decoder = MessageDecoder()
     stream = b"".join(wires)
     decoder.feed(stream[: len(stream) - 3])
-    assert [m.value["n"] for m in decoder.messages()] == [0, 1, 2, 3]
+    assert [m.value["n"] for m in list(decoder.messages())] == [0, 1, 2, 3]
     assert decoder.next_message() is NEED_DATA
     decoder.feed(stream[-3:])
-    assert [m.value["n"] for m in decoder.messages()] == [4]
+    assert [m.value["n"] for m in list(decoder.messages())] == [4]
     assert not decoder.in_progress
     decoder.receive_eof()  # between messages: fine
+
+
+def test_a_good_message_before_a_bad_one_is_handed_out_first() -> None:
+    decoder = MessageDecoder()
+    decoder.feed(encode_json({"n": 1}) + b"\x00\x05hello")
+    messages = decoder.messages()
+    assert next(messages).value == {"n": 1}  # the caller can answer it...
+    with pytest.raises(RemoteProtocolError):  # ...before the bad one raises
+        next(messages)
 
 
 def test_content_limit_is_checked_before_the_content_arrives() -> None:
     decoder = MessageDecoder(max_content_bytes=100)
     decoder.feed(raw_frame(header(**{"content-type": "x", "content-length": 101})))
     with pytest.raises(RemoteProtocolError, match="exceeds the limit of 100") as raised:
-        decoder.messages()
+        list(decoder.messages())
     assert raised.value.code == "content-too-large"
     assert decoder.buffered < 200  # nothing was allocated for the content
 
@@ -103,7 +112,7 @@ def test_end_of_stream_inside_a_message_is_truncated(cut: int) -> None:
     wire = encode_json({"action": "echo", "value": "x"})
     decoder = MessageDecoder()
     decoder.feed(wire[:cut])
-    assert decoder.messages() == []
+    assert list(decoder.messages()) == []
     with pytest.raises(TruncatedMessage) as raised:
         decoder.receive_eof()
     assert raised.value.code == "truncated"
@@ -113,17 +122,17 @@ def test_decoder_stays_failed_after_an_error() -> None:
     decoder = MessageDecoder()
     decoder.feed(b"\x00\x00")
     with pytest.raises(RemoteProtocolError):
-        decoder.messages()
+        list(decoder.messages())
     decoder.feed(encode_json({"ok": True}))
     with pytest.raises(RemoteProtocolError):
-        decoder.messages()
+        list(decoder.messages())
 
 
 def test_buffer_is_a_bytearray_compacted_as_it_goes() -> None:
     decoder = MessageDecoder()
     for i in range(1000):
         decoder.feed(encode_json({"n": i}))
-        assert decoder.messages()[0].value == {"n": i}
+        assert next(decoder.messages()).value == {"n": i}
     assert isinstance(decoder._buffer, bytearray)
     assert len(decoder._buffer) < 200  # consumed bytes do not pile up
 
@@ -136,6 +145,7 @@ def test_buffer_is_a_bytearray_compacted_as_it_goes() -> None:
     (lambda: encode_binary("text, not bytes"), "bad-content"),
     (lambda: encode_binary(b"x", content_type="text/json"), "bad-content"),
     (lambda: encode_message(b"", "x" * 70000, "binary"), "header-too-large"),
+    (lambda: encode_json({}, extra_header={"content-length": 5}), "bad-header"),
 ])
 def test_local_errors_are_ours_not_the_peers(call, code: str) -> None:
     with pytest.raises(LocalProtocolError) as raised:
@@ -166,8 +176,8 @@ extra_headers = st.dictionaries(
        byteorder=st.sampled_from(["little", "big"]))
 def test_json_round_trip(obj: dict, encoding: str, extra: dict, byteorder: str) -> None:
     decoder = MessageDecoder(1 << 20)
-    decoder.feed(encode_json(obj, encoding, byteorder=byteorder, **extra))
-    (message,) = decoder.messages()
+    decoder.feed(encode_json(obj, encoding, byteorder=byteorder, extra_header=extra))
+    (message,) = list(decoder.messages())
     assert message.value == obj
     assert message.byteorder == byteorder
     assert {k: message.header[k] for k in extra} == extra
@@ -201,7 +211,7 @@ def test_arbitrary_bytes_raise_only_the_codecs_errors(data: bytes, splits: list[
         for cut in [*sorted({min(s, len(data)) for s in splits}), len(data)]:
             decoder.feed(data[previous:cut])
             previous = cut
-            decoder.messages()
+            list(decoder.messages())
         if eof:
             decoder.receive_eof()
     except framing.FramingError:
