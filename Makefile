@@ -8,7 +8,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: help up serve down logs build compose base deps test test-quick lint clean
+.PHONY: help up serve down logs build compose base deps test test-quick lint bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,9 @@ test: build deps ## unit tests, then the integration suite against fresh stacks 
 
 test-quick: build deps ## the same without the slow groups
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: build deps ## the benchmark: project vs asyncio, socat, iperf3 on one network (< 5 min)
+	$(VENV)/bin/python scripts/bench.py
 
 lint: deps ## ruff (Python), hadolint (Dockerfiles), actionlint (GitHub workflow)
 	$(VENV)/bin/ruff check services tests scripts

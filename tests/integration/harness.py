@@ -125,8 +125,10 @@ class ComposeStack:
     active: list[ComposeStack] = []  # stacks up now, whose logs a failing test shows
 
     def __init__(self, project_dir: Path = ROOT, services: tuple[str, ...] = ("server",),
-                 env: dict[str, str] | None = None, project: str | None = None) -> None:
+                 env: dict[str, str] | None = None, project: str | None = None,
+                 compose_file: Path | None = None) -> None:
         self.project_dir = project_dir
+        self.compose_file = compose_file or project_dir / "compose.yaml"
         self.project = project or f"labtest-{uuid.uuid4().hex[:10]}"
         self.services = services
         self.env = {**os.environ, "LAB_SUBNET6": random_ula_subnet(), **(env or {})}
@@ -150,7 +152,7 @@ class ComposeStack:
 
     def start(self) -> None:
         ComposeStack.active.append(self)
-        for image in ("server", "client"):
+        for image in ("server", "client", "tools"):
             try:
                 self.docker.images.get(f"sockets-lab/{image}:{self.image_tag}")
             except docker.errors.ImageNotFound:
@@ -196,7 +198,7 @@ class ComposeStack:
     def compose(self, *args: str, check: bool = True,
                 timeout_s: float = COMPOSE_TIMEOUT_S) -> subprocess.CompletedProcess:
         cmd = ["docker", "compose", "--project-directory", str(self.project_dir),
-               "--project-name", self.project, *args]
+               "--file", str(self.compose_file), "--project-name", self.project, *args]
         proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True,
                               timeout=timeout_s, check=False)
         if check and proc.returncode != 0:
@@ -268,17 +270,18 @@ class ComposeStack:
         wait_for(f"{text!r} in the logs", seen, within_s)
 
     # -- clients ----------------------------------------------------------------------------
-    def start_client(self, *args: str, json_output: bool = True) -> ClientRun:
-        """Start a one-off client container on the stack's network (hardened like the services)."""
-        command = [*args, "--json"] if json_output else list(args)
+    def start_container(self, image: str, command: list[str], **options: Any) -> ClientRun:
+        """A one-off container on the stack's network, hardened like the services unless
+        ``options`` say otherwise, labelled so that teardown removes it."""
         container = self.docker.containers.run(
-            f"sockets-lab/client:{self.image_tag}", command, detach=True,
-            network=self.network_name,
-            labels=self._oneoff_labels(),
-            **HARDENED,
-        )
+            f"sockets-lab/{image}:{self.image_tag}", command, detach=True,
+            network=self.network_name, labels=self._oneoff_labels(), **{**HARDENED, **options})
         self._oneoffs.append(container)
         return ClientRun(container)
+
+    def start_client(self, *args: str, json_output: bool = True) -> ClientRun:
+        """Start a one-off client container on the stack's network."""
+        return self.start_container("client", [*args, "--json"] if json_output else list(args))
 
     def _oneoff_labels(self) -> dict[str, str]:
         # Compose stamps its labels (service=client among them) onto the images it builds, and
@@ -288,12 +291,7 @@ class ComposeStack:
 
     def start_python(self, source: str, *args: str) -> ClientRun:
         """Run a stdlib Python script (e.g. a test peer) in a one-off container on the network."""
-        container = self.docker.containers.run(
-            f"sockets-lab/client:{self.image_tag}", list(args),
-            entrypoint=["python3", "-c", source], detach=True, network=self.network_name,
-            labels=self._oneoff_labels(), **HARDENED)
-        self._oneoffs.append(container)
-        return ClientRun(container)
+        return self.start_container("client", list(args), entrypoint=["python3", "-c", source])
 
     def run_client(self, *args: str, timeout_s: float = 120,
                    json_output: bool = True) -> ClientResult:

@@ -30,10 +30,20 @@ def _udp_probe(host: str, port: int) -> None:
             raise OSError("UDP echo answered with other bytes")
 
 
+def _ipv6_loopback() -> bool:
+    """Is there a ::1 here? Not in a container whose network has IPv6 turned off."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 def check(config: ServerConfig, tcp_ports: list[int]) -> int:
     """Probe each listener on 127.0.0.1 (and ::1 when dual-stack); print one line; 0 if healthy."""
     hosts = ["127.0.0.1"]
-    if config.bind in ("::", "") and socket.has_dualstack_ipv6():
+    if config.bind in ("::", "") and socket.has_dualstack_ipv6() and _ipv6_loopback():
         hosts.append("::1")
     problems = []
     for host in hosts:
