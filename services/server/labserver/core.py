@@ -222,10 +222,6 @@ class Connection:
                 self.protocol.name, self.conn_id, endpoint(self.peer), reason, self.rx, self.tx,
                 self.loop.now - self.opened)
 
-    @property
-    def pending_bytes(self) -> int:
-        return len(self.outbuf)
-
     # -- internals --------------------------------------------------------------------------
     def _finish(self) -> None:
         """Everything is sent and we are closing: half-close, then wait briefly for the FIN."""
@@ -454,8 +450,11 @@ class EventLoop:
                 next_housekeeping = self.now + HOUSEKEEPING_S
         for conn in list(self.connections.values()):
             conn.close("server shutdown deadline")
-        log.info("stopped: %d connections served, %d refused at capacity", self.conn_ids,
-                 self.refused)
+        udp = [listener for listener in self.listeners if isinstance(listener, UdpEchoListener)]
+        log.info("stopped: %d connections served, %d refused at capacity; %d datagrams echoed, "
+                 "%d oversized dropped, %d could not be sent", self.conn_ids, self.refused,
+                 sum(u.echoed for u in udp), sum(u.oversized for u in udp),
+                 sum(u.send_failed for u in udp))
         return 0
 
     def _on_signal(self, signum: int, frame: object) -> None:
