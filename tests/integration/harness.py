@@ -173,27 +173,26 @@ class ComposeStack:
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False)
         self.sweep()
 
-    def sweep(self) -> list[str]:
-        """Force-remove anything still carrying this project's label; return what was found."""
+    def _labelled(self) -> list[tuple[str, Any]]:
+        """Every container, network and volume carrying this project's label."""
         label = {"label": f"{PROJECT_LABEL}={self.project}"}
-        found = []
-        for container in self.docker.containers.list(all=True, filters=label):
-            found.append(f"container {container.name}")
-            container.remove(force=True)
-        for network in self.docker.networks.list(filters=label):
-            found.append(f"network {network.name}")
-            network.remove()
-        for volume in self.docker.volumes.list(filters=label):
-            found.append(f"volume {volume.name}")
-            volume.remove(force=True)
-        return found
+        return ([("container", c) for c in self.docker.containers.list(all=True, filters=label)]
+                + [("network", n) for n in self.docker.networks.list(filters=label)]
+                + [("volume", v) for v in self.docker.volumes.list(filters=label)])
 
     def leftovers(self) -> list[str]:
-        label = {"label": f"{PROJECT_LABEL}={self.project}"}
-        containers = self.docker.containers.list(all=True, filters=label)
-        return ([f"container {c.name}" for c in containers]
-                + [f"network {n.name}" for n in self.docker.networks.list(filters=label)]
-                + [f"volume {v.name}" for v in self.docker.volumes.list(filters=label)])
+        return [f"{kind} {thing.name}" for kind, thing in self._labelled()]
+
+    def sweep(self) -> list[str]:
+        """Force-remove anything still carrying this project's label; return what was found."""
+        found = []
+        for kind, thing in self._labelled():  # containers first: they hold the networks
+            found.append(f"{kind} {thing.name}")
+            if kind == "network":
+                thing.remove()
+            else:
+                thing.remove(force=True)
+        return found
 
     def compose(self, *args: str, check: bool = True,
                 timeout_s: float = COMPOSE_TIMEOUT_S) -> subprocess.CompletedProcess:
@@ -262,12 +261,18 @@ class ComposeStack:
 
         wait_for(f"{service} to be healthy", healthy, within_s)
 
-    def wait_for_log(self, container: Container, text: str, within_s: float = 30) -> None:
-        def seen() -> None:
-            if text not in container.logs().decode(errors="replace"):
-                raise NotYet(f"{text!r} not in {container.name}'s output yet")
+    def wait_for_log(self, container: Container, text: str, since: int = 0,
+                     within_s: float = 30) -> str:
+        """Wait for a line with ``text`` in the container's output after character ``since``;
+        return that line."""
+        def seen() -> str:
+            output = container.logs().decode(errors="replace")[since:]
+            for line in output.splitlines():
+                if text in line:
+                    return line
+            raise NotYet(f"{text!r} not in {container.name}'s output yet")
 
-        wait_for(f"{text!r} in the logs", seen, within_s)
+        return wait_for(f"{text!r} in {container.name}'s output", seen, within_s)
 
     # -- clients ----------------------------------------------------------------------------
     def start_container(self, image: str, command: list[str], **options: Any) -> ClientRun:
@@ -379,12 +384,6 @@ fi"""
         return len(self.server_log())
 
     def wait_for_server_log(self, text: str, since: int, within_s: float = 30) -> str:
-        """Wait for a line with ``text`` written after ``since``; return that line."""
-        def seen() -> str:
-            for line in self.server_log(since).splitlines():
-                if text in line:
-                    return line
-            raise NotYet(f"{text!r} not in the server's log yet")
-
-        return wait_for(f"{text!r} in the server's log", seen, within_s)
+        """Wait for a line with ``text`` written to the server's log after ``since``."""
+        return self.wait_for_log(self.container("server"), text, since, within_s)
 

@@ -44,3 +44,8 @@ class DataMismatch(ClientError):
     """The bytes that came back are not the bytes we sent."""
 
     exit_status = EXIT_MISMATCH
+
+
+def connection_lost(where: str, exc: OSError, **details: Any) -> Unreachable:
+    """The connection broke mid-exchange (reset, broken pipe): retryable, like unreachable."""
+    return Unreachable(f"{where}: connection lost ({exc.strerror or exc})", **details)

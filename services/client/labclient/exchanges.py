@@ -12,15 +12,11 @@ import time
 
 from lab.netinfo import endpoint, plain_ip
 
-from .errors import DataMismatch, ProtocolError, TimedOut, Unreachable
+from .errors import DataMismatch, ProtocolError, TimedOut, Unreachable, connection_lost
 from .sessions import EchoSession, drive
 from .transport import connect, endpoints, resolve, retrying
 
 GREETING_MAX_BYTES = 4096
-
-
-def _lost(what: str, exc: OSError, **details: object) -> Unreachable:
-    return Unreachable(f"{what}: connection lost ({exc.strerror or exc})", **details)
 
 
 def tcp_echo(host: str, port: int, family: int, size: int, deadline_s: float,
@@ -144,7 +140,7 @@ def greet(host: str, port: int, family: int, deadline_s: float, timeout_s: float
         except TimeoutError:
             raise TimedOut(f"{where}: no greeting within {timeout_s:g}s", **info) from None
         except OSError as exc:
-            raise _lost(where, exc, **info) from None
+            raise connection_lost(where, exc, **info) from None
     line = data.decode("utf-8", "replace").strip()
     if not line:
         raise ProtocolError(f"{where}: the server closed without a greeting", **info)

@@ -16,7 +16,7 @@ import time
 from lab import framing
 from lab.netinfo import endpoint
 
-from .errors import TimedOut, Unreachable
+from .errors import TimedOut, connection_lost
 from .transport import endpoints
 
 CHUNK_BYTES = 64 << 10
@@ -46,8 +46,7 @@ class Session:
     def ended(self, reset: OSError | None) -> None:
         """The peer closed (``reset`` is None) or the connection broke (``reset`` says how)."""
         if reset is not None:
-            raise Unreachable(f"{self.where}: connection lost ({reset.strerror or reset})",
-                              **self.info)
+            raise connection_lost(self.where, reset, **self.info)
         self.done = True
 
 

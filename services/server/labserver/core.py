@@ -222,6 +222,14 @@ class Connection:
                 self.protocol.name, self.conn_id, endpoint(self.peer), reason, self.rx, self.tx,
                 self.loop.now - self.opened)
 
+    def linger_expired(self, now: float) -> bool:
+        """Is this connection in its lingering close? Closes it once LINGER_S is up."""
+        if self.draining_since is None:
+            return False
+        if now - self.draining_since >= LINGER_S:
+            self.close(self.closing or "closed")
+        return True
+
     # -- internals --------------------------------------------------------------------------
     def _finish(self) -> None:
         """Everything is sent and we are closing: half-close, then wait briefly for the FIN."""
@@ -468,10 +476,9 @@ class EventLoop:
                 self.selector.register(listener.sock, selectors.EVENT_READ, listener)
         idle_timeout = self.config.idle_timeout_s
         for conn in list(self.connections.values()):
-            if conn.draining_since is not None:
-                if now - conn.draining_since >= LINGER_S:
-                    conn.close(conn.closing or "closed")
-            elif idle_timeout and now - conn.last_active >= idle_timeout:
+            if conn.linger_expired(now):
+                continue
+            if idle_timeout and now - conn.last_active >= idle_timeout:
                 # No byte moved either way: a silent peer, or one that stopped reading (or
                 # vanished) while we still have bytes for it.
                 conn.close(f"idle for {idle_timeout:g}s" + (
@@ -493,10 +500,9 @@ class EventLoop:
     def _shutdown_step(self) -> None:
         now = self.now
         for conn in list(self.connections.values()):
-            if conn.draining_since is not None:
-                if now - conn.draining_since >= LINGER_S:
-                    conn.close(conn.closing or "closed")
-            elif conn.closing is None and not conn.outbuf and conn.protocol.between_exchanges(now):
+            if conn.linger_expired(now):
+                continue
+            if conn.closing is None and not conn.outbuf and conn.protocol.between_exchanges(now):
                 # Between exchanges nothing of ours is unread, so a plain close (FIN) is safe and
                 # spares the linger: the peer sees end-of-stream at once.
                 conn.close("server shutting down")
