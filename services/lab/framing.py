@@ -14,6 +14,13 @@ A message on the wire::
 
 ``text/json`` content is a JSON object in the named encoding; any other content type is raw bytes.
 
+Everything here is bounded, because the bytes come from a peer: the header by its 2-byte length, the
+content by ``max_content_bytes`` (checked from the header, before any content is buffered), a JSON
+text by its nesting depth (``MAX_JSON_DEPTH``) and its number of values (``MAX_JSON_VALUES``, which
+bounds the time a parse takes), an encoding name by an allow-list (``TEXT_ENCODINGS``; a peer's
+string never reaches ``codecs.lookup``, whose cache would keep every name forever, and never picks a
+slow or exotic codec), and any peer data quoted in an error message by ``clip``.
+
 Use: ``encode_json(obj)`` / ``encode_binary(data)`` make bytes to send; a ``MessageDecoder`` is
 fed whatever arrives and hands back complete ``Message`` objects -- several from one read, none
 from half of one. It raises ``RemoteProtocolError`` (with a short ``code``) when the peer's bytes
@@ -23,8 +30,8 @@ break the format, ``TruncatedMessage`` when the stream ends inside a message, an
 
 from __future__ import annotations
 
-import codecs
 import json
+import re
 import struct
 import sys
 from collections.abc import Iterator, Mapping
@@ -36,7 +43,80 @@ BINARY_ENCODING = "binary"
 REQUIRED_KEYS = ("byteorder", "content-type", "content-encoding", "content-length")
 MAX_HEADER_BYTES = 0xFFFF  # what the 2-byte length can say
 DEFAULT_MAX_CONTENT_BYTES = 1 << 20
+MAX_JSON_DEPTH = 32  # nested arrays/objects; the top-level object is depth 1
+MAX_JSON_VALUES = 100_000  # values in one JSON text, containers included: bounds the parse time
+MAX_ENCODING_NAME = 32
+CLIP_CHARS = 64  # peer data quoted in an error message or a log line is cut to about this
 _LENGTH = struct.Struct(">H")
+
+# The text encodings a peer may name, by their spellings with case, "-" and "_" ignored, mapped to
+# the codec we use. All are linear-time and raise only UnicodeError subclasses on bad input.
+TEXT_ENCODINGS = {
+    "utf8": "utf-8", "utf16": "utf-16", "utf16le": "utf-16-le", "utf16be": "utf-16-be",
+    "utf32": "utf-32", "utf32le": "utf-32-le", "utf32be": "utf-32-be",
+    "ascii": "ascii", "usascii": "ascii", "latin1": "latin-1", "iso88591": "latin-1",
+}
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+
+
+def clip(value: Any, limit: int = CLIP_CHARS) -> str:
+    """``repr(value)``, cut to about ``limit`` characters with the size of what was left out:
+    peer data quoted in replies and logs must not make them larger than the peer's bytes."""
+    if isinstance(value, str | bytes | bytearray) and len(value) > limit:
+        unit = "chars" if isinstance(value, str) else "bytes"
+        return f"{value[:limit]!r}... ({len(value)} {unit})"
+    if isinstance(value, list | dict) and len(value) > 8:
+        kind = "array" if isinstance(value, list) else "object"
+        return f"<a JSON {kind} of {len(value)} items>"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
+def text_encoding(name: object) -> str | None:
+    """The codec for a peer-named text encoding, or None if it is not on the allow-list."""
+    if not isinstance(name, str) or len(name) > MAX_ENCODING_NAME:
+        return None
+    return TEXT_ENCODINGS.get(name.lower().replace("-", "").replace("_", ""))
+
+
+def check_json_shape(text: str) -> str | None:
+    """Why ``text`` is too deep or too large a JSON text to parse, or None if it is within the
+    bounds. Cheap upper bounds first (str.count runs at memory speed); strings are cut out only
+    when those bounds are exceeded, so that brackets and commas inside strings do not count."""
+    opens = text.count("[") + text.count("{")
+    if opens <= MAX_JSON_DEPTH and text.count(",") + opens < MAX_JSON_VALUES:
+        return None
+    skeleton = _JSON_STRING.sub("", text) if '"' in text else text
+    skeleton = "".join(skeleton.split())  # no whitespace, so empty containers read "[]" / "{}"
+    opens = skeleton.count("[") + skeleton.count("{")
+    empty = skeleton.count("[]") + skeleton.count("{}")
+    values = 1 + skeleton.count(",") + opens - empty
+    if values > MAX_JSON_VALUES:
+        return f"more than {MAX_JSON_VALUES} values ({values})"
+    if opens <= MAX_JSON_DEPTH:
+        return None
+    # Depth: peel the innermost pairs one level per pass (str.replace does not rescan what it
+    # joins). Valid JSON empties in exactly its depth; at most ~2 * MAX_JSON_VALUES characters.
+    brackets = "".join(re.findall(r"[\[\]{}]", skeleton)).replace("{", "[").replace("}", "]")
+    for _ in range(MAX_JSON_DEPTH):
+        brackets = brackets.replace("[]", "")
+        if not brackets:
+            return None
+    return f"nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+def parse_json(text: str, what: str) -> Any:
+    """``json.loads`` within the bounds; raises ``RemoteProtocolError`` (code ``too-deep``,
+    ``too-many-values`` or ``<what>-not-json``) for anything else."""
+    if (problem := check_json_shape(text)) is not None:
+        code = "too-many-values" if problem.startswith("more") else "too-deep"
+        raise RemoteProtocolError(f"{what} JSON has {problem}", code)
+    try:
+        return json.loads(text)
+    except RecursionError:  # cannot happen within MAX_JSON_DEPTH; kept as a second line
+        raise RemoteProtocolError(f"{what} JSON is nested too deeply", "too-deep") from None
+    except ValueError:  # includes integers over sys.get_int_max_str_digits()
+        raise RemoteProtocolError(f"{what} is not JSON", f"{what}-not-json") from None
 
 
 class FramingError(Exception):
@@ -80,12 +160,6 @@ class Message:
         return self.content_type == JSON_TYPE
 
 
-def _check_encoding(name: str) -> None:
-    try:
-        codecs.lookup(name)
-    except LookupError:
-        raise LocalProtocolError(f"unknown text encoding {name!r}", "bad-encoding") from None
-
 
 def encode_message(content: bytes, content_type: str, content_encoding: str,
                    byteorder: str = sys.byteorder,
@@ -109,16 +183,24 @@ def encode_message(content: bytes, content_type: str, content_encoding: str,
 
 def encode_json(obj: dict, encoding: str = "utf-8", byteorder: str = sys.byteorder,
                 extra_header: Mapping[str, Any] | None = None) -> bytes:
-    """A text/json message carrying ``obj`` (a JSON object) in ``encoding``."""
+    """A text/json message carrying ``obj`` (a JSON object) in ``encoding`` (one of
+    ``TEXT_ENCODINGS``). Characters the encoding cannot carry (or lone surrogates) are sent as
+    JSON escapes, so any JSON-serialisable object can be sent in any allowed encoding."""
     if not isinstance(obj, dict):
         raise LocalProtocolError(f"text/json content must be an object, not "
                                  f"{type(obj).__name__}", "bad-content")
-    _check_encoding(encoding)
+    codec = text_encoding(encoding)
+    if codec is None:
+        raise LocalProtocolError(f"unknown text encoding {clip(encoding)}", "bad-encoding")
     try:
-        content = json.dumps(obj, ensure_ascii=False).encode(encoding)
-    except (TypeError, ValueError) as exc:  # not serialisable, or not representable
-        raise LocalProtocolError(f"cannot encode content as {encoding} JSON: {exc}",
+        text = json.dumps(obj, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError) as exc:  # not serialisable, or a cycle
+        raise LocalProtocolError(f"cannot encode content as JSON: {clip(str(exc))}",
                                  "bad-content") from None
+    try:
+        content = text.encode(codec)
+    except UnicodeError:  # escape what the encoding cannot say; ASCII fits every allowed one
+        content = json.dumps(obj, ensure_ascii=True).encode(codec)
     return encode_message(content, JSON_TYPE, encoding, byteorder, extra_header)
 
 
@@ -134,12 +216,9 @@ def encode_binary(data: bytes, content_type: str = "binary/custom-client-binary-
 def _parse_header(raw: bytes | memoryview, max_content_bytes: int) -> dict:
     try:
         text = bytes(raw).decode("utf-8")
-    except UnicodeDecodeError:
+    except UnicodeError:
         raise RemoteProtocolError("header is not valid UTF-8", "header-not-utf8") from None
-    try:
-        header = json.loads(text)
-    except ValueError:
-        raise RemoteProtocolError("header is not JSON", "header-not-json") from None
+    header = parse_json(text, "header")
     if not isinstance(header, dict):
         raise RemoteProtocolError(f"header is a JSON {type(header).__name__}, not an object",
                                   "header-not-object")
@@ -149,14 +228,14 @@ def _parse_header(raw: bytes | memoryview, max_content_bytes: int) -> dict:
                                   "missing-key")
     length = header["content-length"]
     if not isinstance(length, int) or isinstance(length, bool) or length < 0:
-        raise RemoteProtocolError(f"content-length {length!r} is not a non-negative integer",
-                                  "bad-content-length")
+        raise RemoteProtocolError(f"content-length {clip(length)} is not a non-negative "
+                                  "integer", "bad-content-length")
     for key in ("content-type", "content-encoding"):
         if not isinstance(header[key], str):
-            raise RemoteProtocolError(f"{key} {header[key]!r} is not a string", "bad-type")
+            raise RemoteProtocolError(f"{key} {clip(header[key])} is not a string", "bad-type")
     if header["byteorder"] not in ("little", "big"):
-        raise RemoteProtocolError(f"byteorder {header['byteorder']!r} is not 'little' or 'big'",
-                                  "bad-type")
+        raise RemoteProtocolError(f"byteorder {clip(header['byteorder'])} is not 'little' or "
+                                  "'big'", "bad-type")
     if length > max_content_bytes:  # before a single content byte is buffered for it
         raise RemoteProtocolError(f"content-length {length} exceeds the limit of "
                                   f"{max_content_bytes} bytes", "content-too-large")
@@ -164,17 +243,16 @@ def _parse_header(raw: bytes | memoryview, max_content_bytes: int) -> dict:
 
 
 def _decode_json_content(content: bytes, encoding: str) -> dict:
+    codec = text_encoding(encoding)
+    if codec is None:
+        raise RemoteProtocolError(f"unknown content-encoding {clip(encoding)} (allowed: "
+                                  f"{', '.join(sorted(set(TEXT_ENCODINGS.values())))})",
+                                  "bad-encoding")
     try:
-        text = content.decode(encoding)
-    except LookupError:
-        raise RemoteProtocolError(f"unknown content-encoding {encoding!r}",
-                                  "bad-encoding") from None
-    except UnicodeDecodeError:
-        raise RemoteProtocolError(f"content is not valid {encoding}", "bad-encoding") from None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        raise RemoteProtocolError("text/json content is not JSON", "content-not-json") from None
+        text = content.decode(codec)
+    except UnicodeError:
+        raise RemoteProtocolError(f"content is not valid {codec}", "bad-encoding") from None
+    value = parse_json(text, "content")
     if not isinstance(value, dict):
         raise RemoteProtocolError(f"text/json content is a JSON {type(value).__name__}, "
                                   "not an object", "content-not-object")
@@ -199,11 +277,19 @@ class MessageDecoder:
         self._header: dict | None = None  # parsed header of the message in progress
         self._failed: RemoteProtocolError | None = None
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         if self._pos and self._pos >= len(self._buffer) // 2:
-            del self._buffer[:self._pos]
+            # A new buffer rather than ``del buf[:pos]``, which keeps the old allocation: what
+            # a large frame took is given back once it has been handed out.
+            self._buffer = self._buffer[self._pos:]
             self._pos = 0
         self._buffer += data
+
+    def clear(self) -> None:
+        """Drop everything buffered (the connection is closing)."""
+        self._buffer = bytearray()
+        self._pos = 0
+        self._header = None
 
     @property
     def buffered(self) -> int:
@@ -260,6 +346,8 @@ class MessageDecoder:
         content = bytes(buf[pos:pos + length])
         self._pos = pos + length
         self._header = None
+        if self._pos == len(buf):  # all handed out: let go of the allocation
+            self._buffer, self._pos = bytearray(), 0
         value = None
         if header["content-type"] == JSON_TYPE:
             value = _decode_json_content(content, header["content-encoding"])

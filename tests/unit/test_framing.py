@@ -140,7 +140,6 @@ def test_buffer_is_a_bytearray_compacted_as_it_goes() -> None:
 @pytest.mark.parametrize(("call", "code"), [
     (lambda: encode_json(["not", "an", "object"]), "bad-content"),
     (lambda: encode_json({"x": object()}), "bad-content"),
-    (lambda: encode_json({"x": "\U0001f436"}, "ascii"), "bad-content"),
     (lambda: encode_json({"x": 1}, "klingon"), "bad-encoding"),
     (lambda: encode_binary("text, not bytes"), "bad-content"),
     (lambda: encode_binary(b"x", content_type="text/json"), "bad-content"),

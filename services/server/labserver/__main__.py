@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     tcp_services = [(EchoProtocol, config.echo_port), (AppProtocol, config.app_port),
                     (GreetingProtocol, config.greet_port)]
     if args.healthcheck:
-        return health.check(config, [port for _, port in tcp_services])
+        return health.check(config)
 
     logs.configure(config.log_level)
     loop = EventLoop(config)
@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     for listener in loop.listeners:
         log.info("listening: %s", listener.describe())
     log.info("settings: %s", settings.describe(config))
+    log.info("memory budget for buffered bytes: %d (%s)", loop.budget,
+             "LAB_MEMORY_BUDGET_BYTES" if config.memory_budget_bytes
+             else "a third of the memory limit")
     return loop.run()
 
 

@@ -17,7 +17,13 @@ A binary request (any other content type) gets the tutorial's binary reply:
 ``b"First 10 bytes of request: " + content[:10]`` as ``binary/custom-server-binary-type``.
 
 A bad frame gets an error reply, ``{"result": "Error: <message>", "error": {"code", "message"}}``,
-then the connection closes (the stream cannot be re-synchronised); the server logs one line.
+then the connection closes (the stream cannot be re-synchronised); the server logs one line (the
+first few per kind and window; the rest as a count, see ``limits.WarningLimiter``). Peer data
+quoted in replies and logs is clipped (``framing.clip``), so neither is larger than the request.
+
+The frame deadline runs per frame, from a frame's first byte (for pipelined frames: from the read
+that completed the one before), and stands still while the server has paused reading this
+connection for back-pressure, since the peer cannot send the rest then.
 """
 
 from __future__ import annotations
@@ -63,23 +69,34 @@ class AppProtocol(Protocol):
         config = conn.loop.config
         self.decoder = framing.MessageDecoder(config.max_content_bytes)
         self.frame_deadline_s = config.frame_deadline_s
-        self.frame_started: float | None = None
-        self.requests = 0
+        self.frame_started: float | None = None  # when the frame in progress began
+        self.paused_before = 0.0  # the connection's paused time when it began
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: memoryview) -> None:
         self.decoder.feed(data)
+        completed = False
         try:
             for message in self.decoder.messages():
-                self.requests += 1
+                completed = True
                 self.conn.write(self.answer(message))
         except framing.RemoteProtocolError as exc:
             self.reject(exc.code, str(exc))
             return
-        if self.decoder.in_progress:
-            if self.frame_started is None:
-                self.frame_started = self.conn.loop.now
-        else:
+        if not self.decoder.in_progress:
             self.frame_started = None
+        elif completed or self.frame_started is None:  # a new frame began in this read
+            now = self.conn.loop.now
+            self.frame_started, self.paused_before = now, self.conn.reading_paused_s(now)
+
+    def buffered_bytes(self) -> int:
+        return self.decoder.buffered
+
+    def release(self) -> None:
+        self.decoder.clear()
+
+    def goodbye(self, reason: str) -> bytes:
+        return error_reply("memory-budget", "the server's buffers are full and this connection "
+                           "held the most; try again later.")
 
     def eof_received(self) -> None:
         try:
@@ -93,14 +110,19 @@ class AppProtocol(Protocol):
         return not self.decoder.in_progress
 
     def check_deadline(self, now: float) -> None:
-        if self.frame_started is not None and now - self.frame_started >= self.frame_deadline_s:
+        if self.frame_started is None:
+            return
+        paused = self.conn.reading_paused_s(now) - self.paused_before
+        if now - self.frame_started - paused >= self.frame_deadline_s:
             self.reject("frame-deadline", f"a message was started but not completed within "
                                           f"{self.frame_deadline_s:g}s")
 
     def reject(self, code: str, message: str) -> None:
         conn = self.conn
-        log.warning("app conn=%d bad frame from peer=%s: %s (%s); closing", conn.conn_id,
-                    endpoint(conn.peer), code, message)
+        conn.loop.warnings.warn("bad-frame", conn.loop.now,
+                                "app conn=%d bad frame from peer=%s: %s (%s); closing",
+                                conn.conn_id, endpoint(conn.peer), code, message)
+        self.decoder.clear()  # nothing more will be read from it: free its buffer now
         conn.write(error_reply(code, message))
         conn.close_when_flushed(f"bad frame: {code}")
 
@@ -113,7 +135,7 @@ class AppProtocol(Protocol):
         action, value = request.get("action"), request.get("value")
         if action == "search":
             result: Any = SEARCH_TABLE.get(value) if isinstance(value, str) else None
-            return self._result(result or f'No match for "{value}".', message)
+            return self._result(result or f'No match for "{_shown(value)}".', message)
         if action == "echo":
             return self._result(value, message)
         if action == "reverse":
@@ -127,11 +149,16 @@ class AppProtocol(Protocol):
                 "server_address": plain_ip(conn.local[0]), "server_port": conn.local[1],
                 "client_address": plain_ip(conn.peer[0]), "client_port": conn.peer[1],
             }, message)
-        return error_reply("unknown-action", f'invalid action "{action}".')
+        return error_reply("unknown-action", f'invalid action "{_shown(action)}".')
 
     @staticmethod
     def _result(result: Any, request: framing.Message) -> bytes:
-        try:  # answer in the encoding the request used, as the tutorial's peers expect
-            return framing.encode_json({"result": result}, request.content_encoding)
-        except framing.LocalProtocolError:  # e.g. a result that encoding cannot represent
-            return framing.encode_json({"result": result})
+        # In the encoding the request used, as the tutorial's peers expect (the codec accepted
+        # it, so it is on the allow-list; what it cannot carry goes as JSON escapes).
+        return framing.encode_json({"result": result}, request.content_encoding)
+
+
+def _shown(value: Any) -> str:
+    """A peer's value quoted in a reply: as it is when it is a short string, else clipped."""
+    return value if isinstance(value, str) and len(value) <= framing.CLIP_CHARS else \
+        framing.clip(value)

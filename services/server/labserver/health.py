@@ -1,33 +1,81 @@
 """``python3 -m labserver --healthcheck``: is every listener answering, over IPv4 and IPv6?
 
-Probes come from loopback, which the server logs at DEBUG so that a healthcheck every
-second does not bury the connection story in the logs.
+An accepted connection proves little (the kernel accepts into the backlog while the loop is
+wedged), so every probe is a real exchange with a short deadline: bytes echoed over TCP and UDP,
+the greeting line, and one framed request answered. Probes go to the address the server is bound
+to (``LAB_BIND``): 127.0.0.1 and ::1 for the wildcard, the address itself otherwise.
+
+Probes come from loopback, which the server logs at DEBUG (so a healthcheck every second does not
+bury the connection story) and lets into the slots it keeps for loopback (so a full server still
+reports its health truthfully).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
+
+from lab import framing
 
 from .config import ServerConfig
 
-PROBE_TIMEOUT_S = 1.0
+DEADLINE_S = 2.0  # for all probes together; compose's healthcheck timeout is 3 s
 
 
-def _tcp_probe(host: str, port: int) -> None:
-    with socket.create_connection((host, port), timeout=PROBE_TIMEOUT_S):
-        pass
+class ProbeFailed(Exception):
+    pass
 
 
-def _udp_probe(host: str, port: int) -> None:
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ProbeFailed(f"closed after {len(data)} of {size} bytes")
+        data += chunk
+    return data
+
+
+def _tcp_echo(host: str, port: int, timeout_s: float) -> None:
+    token = os.urandom(16)
+    with socket.create_connection((host, port), timeout=timeout_s) as sock:
+        sock.sendall(token)
+        if _recv_exactly(sock, len(token)) != token:
+            raise ProbeFailed("echoed other bytes")
+
+
+def _app(host: str, port: int, timeout_s: float) -> None:
+    token = os.urandom(8).hex()
+    with socket.create_connection((host, port), timeout=timeout_s) as sock:
+        sock.sendall(framing.encode_json({"action": "echo", "value": token}))
+        decoder = framing.MessageDecoder()
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise ProbeFailed("closed before the reply")
+            decoder.feed(chunk)
+            for reply in decoder.messages():
+                if not reply.is_json or reply.value.get("result") != token:
+                    raise ProbeFailed(f"unexpected reply {framing.clip(reply.value)}")
+                return
+
+
+def _greeting(host: str, port: int, timeout_s: float) -> None:
+    with socket.create_connection((host, port), timeout=timeout_s) as sock:
+        if not _recv_exactly(sock, 6).startswith(b"Hello "):
+            raise ProbeFailed("no greeting")
+
+
+def _udp_echo(host: str, port: int, timeout_s: float) -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(PROBE_TIMEOUT_S)
+        sock.settimeout(timeout_s)
         token = os.urandom(8)
         sock.sendto(token, (host, port))
         data, _ = sock.recvfrom(64)
         if data != token:
-            raise OSError("UDP echo answered with other bytes")
+            raise ProbeFailed("UDP echo answered with other bytes")
 
 
 def _ipv6_loopback() -> bool:
@@ -40,24 +88,38 @@ def _ipv6_loopback() -> bool:
     return True
 
 
-def check(config: ServerConfig, tcp_ports: list[int]) -> int:
-    """Probe each listener on 127.0.0.1 (and ::1 when dual-stack); print one line; 0 if healthy."""
-    hosts = ["127.0.0.1"]
-    if config.bind in ("::", "") and socket.has_dualstack_ipv6() and _ipv6_loopback():
-        hosts.append("::1")
+def probe_hosts(bind: str) -> list[str]:
+    """Where a server bound to ``bind`` can be reached from inside its own container."""
+    if bind in ("", "::"):
+        hosts = ["127.0.0.1"]
+        if socket.has_dualstack_ipv6() and _ipv6_loopback():
+            hosts.append("::1")
+        return hosts
+    if bind == "0.0.0.0":
+        return ["127.0.0.1"]
+    return [bind]
+
+
+def check(config: ServerConfig) -> int:
+    """Probe each listener at each address; print one line; 0 if healthy."""
+    hosts = probe_hosts(config.bind)
+    probes = [("tcp-echo", _tcp_echo, config.echo_port), ("app", _app, config.app_port),
+              ("greeting", _greeting, config.greet_port), ("udp-echo", _udp_echo,
+                                                          config.udp_port)]
+    deadline = time.monotonic() + DEADLINE_S
     problems = []
     for host in hosts:
-        for port in tcp_ports:
+        for name, probe, port in probes:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                problems.append(f"{name} {host} port {port}: no time left")
+                continue
             try:
-                _tcp_probe(host, port)
-            except OSError as exc:
-                problems.append(f"tcp {host} port {port}: {exc}")
-        try:
-            _udp_probe(host, config.udp_port)
-        except OSError as exc:
-            problems.append(f"udp {host} port {config.udp_port}: {exc}")
+                probe(host, port, left)
+            except (OSError, ProbeFailed, framing.FramingError) as exc:
+                problems.append(f"{name} {host} port {port}: {str(exc) or type(exc).__name__}")
     if problems:
         print("unhealthy: " + "; ".join(problems))
         return 1
-    print(f"healthy: tcp {tcp_ports} and udp {config.udp_port} on {', '.join(hosts)}")
+    print(f"healthy: {', '.join(name for name, _, _ in probes)} answered on {', '.join(hosts)}")
     return 0

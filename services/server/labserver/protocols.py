@@ -16,7 +16,7 @@ class EchoProtocol(Protocol):
 
     name = "tcp-echo"
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: memoryview) -> None:
         self.conn.write(data)
 
     def between_exchanges(self, now: float) -> bool:
@@ -31,6 +31,7 @@ class GreetingProtocol(Protocol):
 
     name = "greeting"
     refusal = b"Sorry, the server is busy; try again later.\r\n"
+    speaks_first = True
     hostname = socket.gethostname()
 
     def connection_made(self) -> None:
@@ -40,5 +41,5 @@ class GreetingProtocol(Protocol):
         conn.write(line.encode())
         conn.close_when_flushed("greeted")
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: memoryview) -> None:
         pass
