@@ -18,6 +18,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import re
 import secrets
 import subprocess
 import uuid
@@ -382,6 +383,26 @@ fi"""
         """Where the server's log ends now: waits from here ignore older lines (addresses of
         earlier, exited containers get reused)."""
         return len(self.server_log())
+
+    def warnings_logged(self, since: int, line_text: str, kind: str) -> int:
+        """How many warnings of ``kind`` the server reported after ``since``: a line (with
+        ``line_text``) each for the first few in a window, then one summary line
+        "suppressed N more <kind> warning(s)" for the rest (see labserver.limits)."""
+        log = self.server_log(since)
+        summaries = re.findall(rf"suppressed (\d+) more {re.escape(kind)} warning", log)
+        return log.count(line_text) + sum(map(int, summaries))
+
+    def wait_for_warnings(self, since: int, line_text: str, kind: str, count: int,
+                          within_s: float = 15) -> int:
+        """Wait until ``count`` warnings of ``kind`` are reported (summaries come once a
+        window, every 5 s); return how many were."""
+        def enough() -> int:
+            seen = self.warnings_logged(since, line_text, kind)
+            if seen < count:
+                raise NotYet(f"{seen} of {count} {kind} warnings reported")
+            return seen
+
+        return wait_for(f"{count} {kind} warnings in the server's log", enough, within_s)
 
     def wait_for_server_log(self, text: str, since: int, within_s: float = 30) -> str:
         """Wait for a line with ``text`` written to the server's log after ``since``."""

@@ -42,14 +42,16 @@ class Request:
             raise ProtocolError(f"reply {index}: expected text/json, got {reply.content_type}")
         if "error" in reply.value:
             error = reply.value["error"]
-            raise ProtocolError(f"server answered an error: {error.get('code')}: "
-                                f"{error.get('message')}", reply=reply.value)
+            if not isinstance(error, dict):
+                raise ProtocolError(f"reply {index} has a malformed error: {framing.clip(error)}")
+            raise ProtocolError(f"server answered an error: {framing.shown(error.get('code'))}: "
+                                f"{framing.shown(error.get('message'), 200)}", reply=reply.value)
         if "result" not in reply.value:
-            raise ProtocolError(f"reply {index} has no result: {reply.value!r}")
+            raise ProtocolError(f"reply {index} has no result: {framing.clip(reply.value)}")
         result = reply.value["result"]
         if self.expected is not None and result != self.expected:
-            raise DataMismatch(f"reply {index} is {result!r}, expected {self.expected!r} "
-                               "(out of order or corrupted)")
+            raise DataMismatch(f"reply {index} is {framing.clip(result)}, expected "
+                               f"{framing.clip(self.expected)} (out of order or corrupted)")
         return result
 
 

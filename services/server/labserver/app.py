@@ -38,6 +38,7 @@ from lab.netinfo import endpoint, plain_ip
 from .core import Protocol
 
 log = logging.getLogger("server")
+TURN_REQUESTS = 32  # requests answered per loop turn; more pipelined ones wait for the next turn
 
 SEARCH_TABLE = {
     "morpheus": "Follow the white rabbit. \U0001f430",
@@ -71,22 +72,40 @@ class AppProtocol(Protocol):
         self.frame_deadline_s = config.frame_deadline_s
         self.frame_started: float | None = None  # when the frame in progress began
         self.paused_before = 0.0  # the connection's paused time when it began
+        self.more_scheduled = False  # complete requests wait for the next turn
+        self.eof = False  # the peer has closed its side
 
     def data_received(self, data: memoryview) -> None:
         self.decoder.feed(data)
-        completed = False
+        if not self.more_scheduled:
+            self.answer_some()
+
+    def answer_some(self) -> None:
+        """Answer up to TURN_REQUESTS complete requests; schedule the rest for the next turn,
+        so that one read full of small pipelined requests cannot hold the loop."""
+        self.more_scheduled = False
+        conn = self.conn
+        answered = 0
         try:
             for message in self.decoder.messages():
-                completed = True
-                self.conn.write(self.answer(message))
+                conn.write(self.answer(message))
+                answered += 1
+                if answered == TURN_REQUESTS:
+                    self.more_scheduled = True
+                    conn.call_soon(self.answer_some)
+                    break
         except framing.RemoteProtocolError as exc:
             self.reject(exc.code, str(exc))
             return
-        if not self.decoder.in_progress:
+        if self.more_scheduled:
+            return
+        if self.eof:
+            self._close_at_eof()
+        elif not self.decoder.in_progress:
             self.frame_started = None
-        elif completed or self.frame_started is None:  # a new frame began in this read
-            now = self.conn.loop.now
-            self.frame_started, self.paused_before = now, self.conn.reading_paused_s(now)
+        elif answered or self.frame_started is None:  # a new frame began in this read
+            now = conn.loop.now
+            self.frame_started, self.paused_before = now, conn.reading_paused_s(now)
 
     def buffered_bytes(self) -> int:
         return self.decoder.buffered
@@ -99,6 +118,11 @@ class AppProtocol(Protocol):
                            "held the most; try again later.")
 
     def eof_received(self) -> None:
+        self.eof = True
+        if not self.more_scheduled:  # else answer_some gets here when it is done
+            self._close_at_eof()
+
+    def _close_at_eof(self) -> None:
         try:
             self.decoder.receive_eof()
         except framing.TruncatedMessage as exc:
@@ -107,7 +131,7 @@ class AppProtocol(Protocol):
         self.conn.close_when_flushed("peer closed")
 
     def between_exchanges(self, now: float) -> bool:
-        return not self.decoder.in_progress
+        return not self.decoder.in_progress and not self.more_scheduled
 
     def check_deadline(self, now: float) -> None:
         if self.frame_started is None:
@@ -135,7 +159,7 @@ class AppProtocol(Protocol):
         action, value = request.get("action"), request.get("value")
         if action == "search":
             result: Any = SEARCH_TABLE.get(value) if isinstance(value, str) else None
-            return self._result(result or f'No match for "{_shown(value)}".', message)
+            return self._result(result or f'No match for "{framing.shown(value)}".', message)
         if action == "echo":
             return self._result(value, message)
         if action == "reverse":
@@ -149,7 +173,7 @@ class AppProtocol(Protocol):
                 "server_address": plain_ip(conn.local[0]), "server_port": conn.local[1],
                 "client_address": plain_ip(conn.peer[0]), "client_port": conn.peer[1],
             }, message)
-        return error_reply("unknown-action", f'invalid action "{_shown(action)}".')
+        return error_reply("unknown-action", f'invalid action "{framing.shown(action)}".')
 
     @staticmethod
     def _result(result: Any, request: framing.Message) -> bytes:
@@ -157,8 +181,3 @@ class AppProtocol(Protocol):
         # it, so it is on the allow-list; what it cannot carry goes as JSON escapes).
         return framing.encode_json({"result": result}, request.content_encoding)
 
-
-def _shown(value: Any) -> str:
-    """A peer's value quoted in a reply: as it is when it is a short string, else clipped."""
-    return value if isinstance(value, str) and len(value) <= framing.CLIP_CHARS else \
-        framing.clip(value)

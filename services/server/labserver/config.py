@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lab import defaults
+from lab import defaults, framing
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class ServerConfig:
     idle_timeout_s: float = 300.0  # a connection with no bytes moving for this long is closed
     max_lifetime_s: float = 600.0  # a connection is closed (between exchanges) after this long
     frame_deadline_s: float = 10.0  # a started frame must be complete within this
-    max_content_bytes: int = 1 << 20  # app protocol: largest content accepted
+    max_content_bytes: int = framing.DEFAULT_MAX_CONTENT_BYTES  # app protocol: largest content
     max_datagram_bytes: int = 65507  # UDP: larger datagrams are dropped and logged
     udp_rate_per_source: int = 5000  # UDP: datagrams/s echoed to one address (burst: 1 s worth)
     write_buffer_bytes: int = 256 << 10  # unsent bytes per connection before reading pauses

@@ -43,7 +43,7 @@ import selectors
 import signal
 import socket
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 
 from lab.netinfo import endpoint, is_loopback, plain_ip
@@ -139,6 +139,7 @@ class Connection:
         "paused_since",
         "paused_total",
         "peer",
+        "pending",
         "protocol",
         "quiet",
         "read_eof",
@@ -155,6 +156,7 @@ class Connection:
         self.local = sock.getsockname()
         self.conn_id = conn_id
         self.held = 0  # bytes buffered for this connection, as counted in loop.buffered
+        self.pending = 0  # callbacks scheduled with call_soon and not yet run
         self.paused_since: float | None = None  # reading paused for back-pressure since
         self.paused_total = 0.0
         self.outbuf = bytearray()
@@ -192,7 +194,7 @@ class Connection:
             self.read_eof = True
             self.protocol.eof_received()  # first: it may still answer (e.g. "truncated")
             if not self.closed and self.closing is None:
-                self._update_mask()
+                self.update_mask()
             return
         self.rx += size
         self.last_rx = self.last_active = loop.now
@@ -218,7 +220,7 @@ class Connection:
         if not self.outbuf and self.closing is not None:
             self._finish()
         else:
-            self._update_mask()
+            self.update_mask()
 
     # -- called by protocols --------------------------------------------------------------
     def write(self, data: bytes | memoryview) -> None:
@@ -240,8 +242,14 @@ class Connection:
             self.outbuf += memoryview(data)[sent:]
         else:
             self.outbuf += data
-        self._update_mask()
+        self.update_mask()
         self.account()
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` in the loop's next turn (a protocol with more work than one turn
+        should take does the rest there, so other connections get their turn in between)."""
+        self.pending += 1
+        self.loop.ready.append((self, callback))
 
     def account(self) -> None:
         """Count what this connection holds against the loop's memory budget."""
@@ -275,7 +283,7 @@ class Connection:
             return
         self.closing = reason
         if self.outbuf:
-            self._update_mask()
+            self.update_mask()
         else:
             self._finish()
 
@@ -313,19 +321,25 @@ class Connection:
         self.draining_since = self.loop.now
         self._set_mask(selectors.EVENT_READ)
 
-    def _update_mask(self) -> None:
+    def update_mask(self) -> None:
         want = selectors.EVENT_WRITE if self.outbuf else 0
         if (not self.read_eof and self.closing is None
                 and len(self.outbuf) < self.loop.config.write_buffer_bytes):
             want |= selectors.EVENT_READ
-        if want == 0:  # peer finished sending and we have nothing left to say
+        if want == 0 and not self.pending:  # the peer is done and so are we
             self.close(self.closing or "peer closed")
         else:
             self._set_mask(want)
 
     def _set_mask(self, want: int) -> None:
         if want != self.mask:
-            self.loop.selector.modify(self.sock, want, self)
+            selector = self.loop.selector
+            if not want:  # nothing to wait for until our scheduled work says otherwise
+                selector.unregister(self.sock)
+            elif not self.mask:
+                selector.register(self.sock, want, self)
+            else:
+                selector.modify(self.sock, want, self)
             self.mask = want
             # Paused for back-pressure: protocol deadlines do not run meanwhile.
             paused = not want & selectors.EVENT_READ and self.closing is None and not self.read_eof
@@ -408,7 +422,7 @@ class UdpEchoListener:
             if why is not None:
                 self.dropped[why] += 1
                 self.loop.warnings.warn(f"udp-echo drop ({why})", now,
-                                        "udp-echo dropped a datagram from peer=%s: %s (%d so "
+                                        "udp-echo dropped a datagram from peer=%s (%s; %d so "
                                         "far)", endpoint(peer), why, self.dropped[why])
                 continue
             try:
@@ -518,6 +532,7 @@ class EventLoop:
         self.signal_received: int | None = None
         self.stop_deadline: float | None = None
         self._paused: list[tuple[float, TcpListener]] = []
+        self.ready: deque[tuple[Connection, Callable[[], None]]] = deque()  # call_soon's
 
     def listen_tcp(self, protocol_factory: Callable[[Connection], Protocol], port: int) -> None:
         listener = TcpListener(self, protocol_factory, port)
@@ -577,7 +592,8 @@ class EventLoop:
         self.guarded(conn, conn.protocol.connection_made)
 
     def forget(self, conn: Connection) -> None:
-        self.selector.unregister(conn.sock)
+        if conn.mask:
+            self.selector.unregister(conn.sock)
         del self.connections[conn.conn_id]
         ip = plain_ip(conn.peer[0])
         self.per_ip[ip] -= 1
@@ -647,13 +663,15 @@ class EventLoop:
         select = self.selector.select
         while True:
             tick = STOPPING_TICK_S if self.stop_deadline is not None else HOUSEKEEPING_S
-            events = select(tick)
+            events = select(0 if self.ready else tick)
             self.now = time.monotonic()
             for key, mask in events:
                 try:
                     key.data.on_ready(mask)
                 except Exception as exc:  # a bug: contained to its connection or listener
                     self.contain(key.data, "on_ready", exc)
+            if self.ready:
+                self._run_ready()
             if self.over_budget:
                 self.enforce_budget()
             if self.signal_received is not None and self.stop_deadline is None:
@@ -670,6 +688,19 @@ class EventLoop:
         self.warnings.flush(self.now, force=True)
         log.info("stopped: %s", self.summary())
         return 0
+
+    def _run_ready(self) -> None:
+        """One turn of the work scheduled with call_soon (what is scheduled now waits for the
+        next turn, after the next select)."""
+        for _ in range(len(self.ready)):
+            conn, callback = self.ready.popleft()
+            conn.pending -= 1
+            if not conn.closed:
+                self.guarded(conn, callback)
+            if not conn.closed:
+                conn.account()
+                if not conn.pending and not conn.mask:
+                    conn.update_mask()  # the work is done: wait for the peer, or close
 
     def summary(self) -> str:
         udp = [listener for listener in self.listeners if isinstance(listener, UdpEchoListener)]

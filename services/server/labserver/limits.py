@@ -48,7 +48,7 @@ def memory_budget(configured: int) -> int:
 class WarningLimiter:
     """Log at most ``burst`` warnings per kind per ``window_s``; count and summarise the rest."""
 
-    def __init__(self, logger: logging.Logger, burst: int = 5, window_s: float = 10.0) -> None:
+    def __init__(self, logger: logging.Logger, burst: int = 5, window_s: float = 5.0) -> None:
         self.log = logger
         self.burst = burst
         self.window_s = window_s

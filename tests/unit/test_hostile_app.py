@@ -1,0 +1,248 @@
+"""What a hostile peer can send the framed protocol, through the code the server runs (no socket).
+
+Each defect found by attacking the server has a case here that would fail against the old code:
+deep nesting (RecursionError), codecs that raise plain UnicodeError, quadratic codecs, unbounded
+codec-name caching, per-frame deadlines, and replies or logs larger than the request.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import tracemalloc
+
+import pytest
+from framing_cases import header, raw_frame
+from inmemory import APP_CODES, CODEC_CODES, MemoryConnection, error_code
+from lab import framing
+from labserver.app import AppProtocol
+from labserver.config import ServerConfig
+
+LOOP_TIME_BOUND_S = 0.1  # no request may hold the loop longer than this (CPU time)
+CONTENT = ServerConfig().max_content_bytes
+
+
+def app(**settings: object) -> MemoryConnection:
+    return MemoryConnection(AppProtocol, ServerConfig(**settings))
+
+
+def json_frame(content: bytes, encoding: str = "utf-8") -> bytes:
+    return raw_frame(header(**{"content-length": len(content), "content-encoding": encoding}),
+                     content)
+
+
+def only_error(conn: MemoryConnection) -> str:
+    (reply,) = conn.replies()
+    assert conn.closing is not None
+    return error_code(reply)
+
+
+@pytest.mark.parametrize("depth", [1000, 2000, 30000])
+def test_deeply_nested_header_is_an_error_reply_not_a_crash(depth: int) -> None:
+    conn = app()
+    text = b"[" * min(depth, framing.MAX_HEADER_BYTES)
+    conn.receive(len(text).to_bytes(2, "big") + text)
+    assert only_error(conn) == "too-deep"
+
+
+@pytest.mark.parametrize("depth", [999, 1000, 5000, 20_000])
+def test_deeply_nested_content_is_an_error_reply_not_a_crash(depth: int) -> None:
+    conn = app()
+    conn.receive(json_frame(b'{"a":' + b"[" * depth + b"]" * depth + b"}"))
+    assert only_error(conn) == "too-deep"
+
+
+@pytest.mark.parametrize("where", ["header", "content"])
+def test_depth_bound_is_exact(where: str) -> None:
+    """MAX_JSON_DEPTH levels (the top-level object is one) pass; one more does not."""
+    def nested(levels: int) -> dict:
+        value: object = []
+        for _ in range(levels - 2):
+            value = [value]
+        return {"action": "echo", "value": value}
+
+    for levels, fine in ((framing.MAX_JSON_DEPTH, True), (framing.MAX_JSON_DEPTH + 1, False)):
+        conn = app()
+        if where == "content":
+            conn.receive(framing.encode_json(nested(levels)))
+        else:
+            conn.receive(framing.encode_json({"action": "echo", "value": 1},
+                                             extra_header={"x": nested(levels)["value"]}))
+        if fine:
+            assert conn.closing is None and error_code(conn.replies()[0]) is None
+        else:
+            assert only_error(conn) == "too-deep"
+
+
+def test_value_bound_is_exact_and_brackets_in_strings_do_not_count() -> None:
+    limit = framing.MAX_JSON_VALUES
+    # {"action": .., "value": [0 * n]}: the object, two members' values, and n elements.
+    at_limit = {"action": "echo", "value": [0] * (limit - 3)}
+    conn = app(max_content_bytes=1 << 21)
+    conn.receive(framing.encode_json(at_limit))
+    assert conn.replies()[0].value == {"result": at_limit["value"]}
+    over = {"action": "echo", "value": [0] * (limit - 2)}
+    conn = app(max_content_bytes=1 << 21)
+    conn.receive(framing.encode_json(over))
+    assert only_error(conn) == "too-many-values"
+    tricky = {"action": "echo", "value": "[{," * 100_000}
+    conn = app(max_content_bytes=1 << 21)
+    conn.receive(framing.encode_json(tricky))
+    assert conn.replies()[0].value == {"result": tricky["value"]}
+
+
+@pytest.mark.parametrize("encoding", [
+    "undefined", "punycode", "idna", "rot13", "base64", "hex", "zlib", "uu", "raw_unicode_escape",
+    "unicode_escape", "utf-7", "cp1252", "mbcs", "", " utf-8", "utf-8\x00", "x" * 65000,
+])
+def test_only_allowed_encodings_reach_a_codec(encoding: str) -> None:
+    conn = app()
+    conn.receive(json_frame(b'{"action": "echo", "value": ".."}', encoding))
+    assert only_error(conn) == "bad-encoding"
+
+
+@pytest.mark.parametrize("encoding", [
+    *sorted(framing.TEXT_ENCODINGS), "UTF-8", "utf_8", "UTF-16LE", "Latin-1", "ISO-8859-1",
+    "US-ASCII"])
+def test_allowed_encodings_and_their_spellings_work_both_ways(encoding: str) -> None:
+    conn = app()
+    conn.receive(framing.encode_json({"action": "reverse", "value": "abc\u00e9"}, encoding))
+    (reply,) = conn.replies()
+    assert reply.content_encoding == encoding  # answered in the request's own encoding
+    assert reply.value == {"result": "\u00e9cba"}
+
+
+def test_a_result_the_encoding_cannot_carry_goes_as_json_escapes() -> None:
+    conn = app()
+    conn.receive(framing.encode_json({"action": "echo", "value": "\U0001f436 \ud800"}, "ascii"))
+    (reply,) = conn.replies()
+    assert reply.content_encoding == "ascii" and reply.content.isascii()
+    assert reply.value == {"result": "\U0001f436 \ud800"}
+
+
+def test_unique_encoding_names_do_not_grow_memory() -> None:
+    """The old code passed every name to ``codecs.lookup``, which caches each one forever."""
+    frames = [json_frame(b"{}", f"enc-{i:028d}") for i in range(2000)]
+    logging.disable(logging.WARNING)  # pytest keeps every log record: not ours to count
+    tracemalloc.start()
+    try:
+        for wire in frames[:100]:  # warm up whatever is lazily set up
+            app().receive(wire)
+        gc.collect()  # a connection and its protocol refer to each other
+        before = tracemalloc.get_traced_memory()[0]
+        for wire in frames[100:]:
+            app().receive(wire)
+        gc.collect()
+        grew = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        logging.disable(logging.NOTSET)
+    assert grew < 64 << 10, f"{grew} bytes kept after 1,900 unique encoding names"
+
+
+def _longest_turn_s(wire: bytes) -> float:
+    conn = app()
+    conn.receive(wire)
+    assert conn.replies()
+    return max(conn.turn_cpu_s)
+
+
+def _numbers(token: str, count: int) -> bytes:
+    """An echo request whose value is ``count`` copies of a JSON number, written tightly."""
+    text = '{"action":"echo","value":[' + ",".join([token] * count) + "]}"
+    return json_frame(text.encode())
+
+
+WORST_CASES = {  # the most expensive requests within the limits we could think of
+    "punycode 18 KB (once quadratic)": json_frame(
+        json.dumps({"action": "echo", "value": "\u00e9a" * 9000}).encode(), "punycode"),
+    "short floats at the value bound": _numbers("1.2e-30", framing.MAX_JSON_VALUES - 3),
+    "long floats at the size bound": _numbers("1.7976931348623157e308", CONTENT // 23 - 2),
+    "integers at the value bound": _numbers("-12345678", framing.MAX_JSON_VALUES - 3),
+    "strings at the value bound": framing.encode_json(
+        {"action": "echo", "value": ["\u00e9\\\""] * (framing.MAX_JSON_VALUES - 3)}),
+    "one string of escapes at the size bound": framing.encode_json(
+        {"action": "echo", "value": "\x01" * (CONTENT // 6 - 40)}),
+    "towers at the depth bound": framing.encode_json(
+        {"action": "echo", "value": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]
+         * (framing.MAX_JSON_VALUES // 31)}),
+    "utf-32 content, utf-32 reply": framing.encode_json(
+        {"action": "echo", "value": "x" * (CONTENT // 4 - 40)}, "utf-32"),
+    "commas in strings at the size bound": framing.encode_json(
+        {"action": "echo", "value": "," * (CONTENT - 40)}),
+    "search for a large value": framing.encode_json(
+        {"action": "search", "value": list(range(framing.MAX_JSON_VALUES - 3))}),
+    "a read full of pipelined whoami": framing.encode_json({"action": "whoami"}) * 4000,
+    "a read full of tiny binary requests": framing.encode_message(b"", "x", "x") * 4000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(WORST_CASES))
+def test_no_request_holds_the_loop_long(name: str) -> None:
+    """CPU time of the longest loop turn, the least noisy of three tries."""
+    wire = WORST_CASES[name]
+    assert len(wire) <= CONTENT + 4096 or name.startswith("a read")
+    spent = min(_longest_turn_s(wire) for _ in range(3))
+    print(f"{name}: {len(wire)} bytes, longest turn {spent * 1000:.1f} ms of CPU")
+    assert spent < LOOP_TIME_BOUND_S
+
+
+@pytest.mark.parametrize(("name", "wire"), [
+    ("huge content-type", raw_frame(header(**{"content-type": ["x" * 60000]}))),
+    ("huge content-length", raw_frame(header(**{"content-length": "9" * 60000}))),
+    ("huge byteorder", raw_frame(header(byteorder="\u00e9" * 10000))),
+    ("escapes in the action", framing.encode_json({"action": "\x00" * 100_000})),
+    ("a huge action", framing.encode_json({"action": ["x"] * 50_000})),
+    ("a huge unknown encoding", json_frame(b"{}", "\x00" * 10000)),
+    ("a search for a huge value", framing.encode_json({"action": "search", "value": "x" * 10**6})),
+])
+def test_replies_and_logs_never_repeat_much_of_the_peers_data(
+        name: str, wire: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    conn = app()
+    with caplog.at_level(logging.DEBUG):
+        conn.receive(wire)
+    assert 0 < len(conn.sent) <= 1024, f"{name}: a {len(conn.sent)}-byte reply"
+    assert all(len(record.getMessage()) <= 1024 for record in caplog.records)
+
+
+def test_pipelined_frames_each_get_their_own_deadline() -> None:
+    """A client pipelining correctly for longer than the deadline is never cut off."""
+    conn = app(frame_deadline_s=2)
+    wire = framing.encode_json({"action": "echo", "value": "x" * 100})
+    for i in range(20):  # 20 frames, each completed 1.5 s after it began: 30 s in all
+        conn.receive(wire + wire[:50])  # the end of one frame and the start of the next
+        conn.advance(1.5)
+        conn.receive(wire[50:])
+        conn.advance(0.2)
+        assert conn.closing is None, f"cut off at frame {i}"
+    assert len(conn.replies()) == 40
+
+
+def test_a_frame_started_but_never_finished_is_cut_at_the_deadline() -> None:
+    conn = app(frame_deadline_s=2)
+    conn.receive(framing.encode_json({"action": "whoami"})[:10])
+    conn.advance(1.9)
+    assert conn.closing is None
+    conn.advance(0.2)
+    assert only_error(conn) == "frame-deadline"
+
+
+def test_the_deadline_stands_still_while_we_pause_reading() -> None:
+    """Back-pressure: while the server does not read, the peer cannot finish its frame."""
+    conn = app(frame_deadline_s=2)
+    conn.receive(framing.encode_json({"action": "whoami"})[:10])
+    conn.advance(1.0)
+    conn.pause_reading(True)
+    for _ in range(10):
+        conn.advance(1.0)
+    conn.pause_reading(False)
+    conn.advance(0.9)
+    assert conn.closing is None  # 1.9 s of time the peer could send in
+    conn.advance(0.2)
+    assert only_error(conn) == "frame-deadline"
+
+
+def test_every_error_code_is_a_known_one() -> None:
+    """The codes a client can meet are the documented ones (the README's table lists them)."""
+    assert {"too-deep", "too-many-values", "memory-budget"} <= CODEC_CODES | APP_CODES
