@@ -253,9 +253,14 @@ class ComposeStack:
             container = self.container(service)
             container.reload()
             state = container.attrs["State"]
-            if state["Status"] in ("exited", "dead"):
-                raise StackError(f"{service} exited with {state['ExitCode']} before it was "
-                                 f"healthy:\n{container.logs(tail=50).decode(errors='replace')}")
+            # With `restart: unless-stopped` a server that exits is restarted: the first exit
+            # (a restart count, or restarting now) is what we report, not a wait that times out.
+            if (state["Status"] in ("exited", "dead", "restarting")
+                    or container.attrs.get("RestartCount", 0)):
+                how = (f"exited with {state['ExitCode']}" if state["Status"] in ("exited", "dead")
+                       else f"exited and was restarted ({container.attrs['RestartCount']} times)")
+                raise StackError(f"{service} {how} before it was healthy:\n"
+                                 f"{container.logs(tail=50).decode(errors='replace')}")
             health = state.get("Health", {}).get("Status")
             if health != "healthy":
                 raise NotYet(f"{service} is {state['Status']}/{health}")
