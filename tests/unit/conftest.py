@@ -22,11 +22,15 @@ START_TIMEOUT_S = 10
 class LocalServer:
     """``python3 -m labserver`` in a subprocess; its log lines arrive on a queue."""
 
-    def __init__(self, **settings: str) -> None:
-        env = {**os.environ, "PYTHONPATH": f"{SERVICES}{os.pathsep}{SERVICES / 'server'}",
-               "LAB_ECHO_PORT": "0", "LAB_UDP_PORT": "0", "LAB_APP_PORT": "0",
-               "LAB_GREET_PORT": "0", "LAB_LOG_LEVEL": "DEBUG", **settings}
-        self.proc = subprocess.Popen([sys.executable, "-m", "labserver"], env=env,
+    def __init__(self, code: str | None = None, **settings: str) -> None:
+        """``code``: Python run before the server's ``main()`` in its process (to inject a
+        fault into it, say); without it, plain ``python3 -m labserver``."""
+        self.env = {**os.environ, "PYTHONPATH": f"{SERVICES}{os.pathsep}{SERVICES / 'server'}",
+                    "LAB_ECHO_PORT": "0", "LAB_UDP_PORT": "0", "LAB_APP_PORT": "0",
+                    "LAB_GREET_PORT": "0", "LAB_LOG_LEVEL": "DEBUG", **settings}
+        argv = ["-m", "labserver"] if code is None else [
+            "-c", f"{code}\nfrom labserver.__main__ import main\nraise SystemExit(main())"]
+        self.proc = subprocess.Popen([sys.executable, *argv], env=self.env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
@@ -75,8 +79,8 @@ def local_server() -> Iterator[LocalServer]:
 def make_server() -> Iterator:
     started: list[LocalServer] = []
 
-    def make(**settings: str) -> LocalServer:
-        server = LocalServer(**settings)
+    def make(code: str | None = None, **settings: str) -> LocalServer:
+        server = LocalServer(code, **settings)
         started.append(server)
         return server
 

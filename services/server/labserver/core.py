@@ -662,8 +662,13 @@ class EventLoop:
         next_housekeeping = self.now + HOUSEKEEPING_S
         select = self.selector.select
         while True:
-            tick = STOPPING_TICK_S if self.stop_deadline is not None else HOUSEKEEPING_S
-            events = select(0 if self.ready else tick)
+            if self.ready:
+                timeout = 0.0
+            elif self.stop_deadline is not None:
+                timeout = STOPPING_TICK_S
+            else:  # wake for housekeeping on its own schedule, not only when bytes arrive
+                timeout = max(0.0, next_housekeeping - self.now)
+            events = select(timeout)
             self.now = time.monotonic()
             for key, mask in events:
                 try:
@@ -682,7 +687,7 @@ class EventLoop:
                     break
             elif self.now >= next_housekeeping:
                 self._housekeeping()
-                next_housekeeping = self.now + HOUSEKEEPING_S
+                next_housekeeping = max(next_housekeeping + HOUSEKEEPING_S, self.now + 0.1)
         for conn in list(self.connections.values()):
             conn.close("server shutdown deadline")
         self.warnings.flush(self.now, force=True)
@@ -705,10 +710,10 @@ class EventLoop:
     def summary(self) -> str:
         udp = [listener for listener in self.listeners if isinstance(listener, UdpEchoListener)]
         dropped: Counter[str] = sum((u.dropped for u in udp), Counter())
-        return (f"{self.conn_ids} connections served, {sum(self.refused.values())} refused "
-                f"{_counts(self.refused)}, {sum(self.closed_for.values())} closed by limits "
+        return (f"{self.conn_ids} connections served, {sum(self.refused.values())} refused"
+                f"{_counts(self.refused)}, {sum(self.closed_for.values())} closed by limits"
                 f"{_counts(self.closed_for)}, {self.internal_errors} internal errors; "
-                f"{sum(u.echoed for u in udp)} datagrams echoed, {sum(dropped.values())} dropped "
+                f"{sum(u.echoed for u in udp)} datagrams echoed, {sum(dropped.values())} dropped"
                 f"{_counts(dropped)}, {sum(u.send_failed for u in udp)} could not be sent")
 
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -773,4 +778,4 @@ class EventLoop:
 def _counts(counter: Counter[str]) -> str:
     if not counter:
         return ""
-    return "(" + ", ".join(f"{why}: {n}" for why, n in counter.most_common()) + ")"
+    return " (" + ", ".join(f"{why}: {n}" for why, n in counter.most_common()) + ")"
