@@ -6,8 +6,16 @@
                                                          bytes, then never read; print JSON
     python3 hostile_peers.py flood HOST PORT N HOLD_S    open N connections at once, report what
                                                          each got in its first second, hold, close
+    python3 hostile_peers.py hold-frames HOST PORT N BYTES HOLD_S   N connections each start a
+                                                         frame and send BYTES of its content;
+                                                         hold; report what the server said
+    python3 hostile_peers.py udp-from HOST PORT SRC_PORT N   N datagrams from SRC_PORT; replies
+    python3 hostile_peers.py trickle HOST PORT EVERY_S MAX_S   a byte every EVERY_S until closed
+    python3 hostile_peers.py pipeline HOST PORT N EVERY_S   N framed requests, each sent in two
+                                                         halves EVERY_S apart; replies read
 
-Each case in CASES_JSON: {"name", "port", "udp": bool, "hex": payload, "half_close": bool,
+Each case in CASES_JSON: {"name", "port", "udp": bool, "hex": payload (or "parts": [[hex, times],
+...] for a large one), "half_close": bool,
 "rst": bool (close with a reset right after sending), "byte_delay_s": float (send one byte at a
 time)}. Every socket has a timeout; every loop is bounded.
 """
@@ -44,8 +52,16 @@ def read_until_closed(sock: socket.socket, timeout_s: float = TIMEOUT_S) -> tupl
     return data, "closed"
 
 
+def payload_of(case: dict) -> bytes:
+    """``hex``, or ``parts``: [[hex, times], ...] (a large repetitive payload, kept short
+    enough for a command line)."""
+    if "parts" in case:
+        return b"".join(bytes.fromhex(piece) * times for piece, times in case["parts"])
+    return bytes.fromhex(case["hex"])
+
+
 def run_case(host: str, case: dict) -> dict:
-    payload = bytes.fromhex(case["hex"])
+    payload = payload_of(case)
     started = time.monotonic()
     if case.get("udp"):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -170,6 +186,104 @@ def flood(host: str, port: int, count: int, hold_s: float) -> dict:
     return outcomes
 
 
+def _frame_prefix(content_length: int) -> bytes:
+    header = json.dumps({"byteorder": "big", "content-type": "x", "content-encoding": "binary",
+                         "content-length": content_length}).encode()
+    return struct.pack(">H", len(header)) + header
+
+
+def hold_frames(host: str, port: int, count: int, size: int, hold_s: float) -> dict:
+    """Many connections each holding an unfinished frame: the server's buffers fill up."""
+    socks, outcome = [], {"opened": 0, "closed_by_server": 0, "replies_hex": []}
+    started = time.monotonic()
+    for _ in range(count):
+        try:
+            sock = socket.create_connection((host, port), timeout=TIMEOUT_S)
+            sock.sendall(_frame_prefix(size + 1) + b"\0" * size)  # one byte short
+        except OSError:
+            continue
+        socks.append(sock)
+        outcome["opened"] += 1
+    outcome["send_s"] = round(time.monotonic() - started, 3)
+    time.sleep(hold_s)
+    for sock in socks:
+        sock.setblocking(False)
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            continue  # still open: the server holds its frame
+        except OSError:
+            data = b""
+        outcome["closed_by_server"] += 1
+        if data:
+            outcome["replies_hex"].append(data.hex())
+    for sock in socks:
+        sock.close()
+    return outcome
+
+
+def udp_from(host: str, port: int, src_port: int, count: int) -> dict:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.bind(("", src_port))
+        sock.settimeout(1.0)
+        started = time.monotonic()
+        for i in range(count):
+            sock.sendto(b"%d" % i, (host, port))
+        replies = 0
+        try:
+            while True:
+                sock.recv(64)
+                replies += 1
+        except TimeoutError:
+            pass
+        return {"sent": count, "replies": replies,
+                "elapsed_s": round(time.monotonic() - started - 1.0, 3)}
+
+
+def trickle(host: str, port: int, every_s: float, max_s: float) -> dict:
+    """A byte every ``every_s`` (reading the echo), until the server closes or ``max_s``."""
+    started = time.monotonic()
+    with socket.create_connection((host, port), timeout=TIMEOUT_S) as sock:
+        sent = 0
+        while time.monotonic() - started < max_s:
+            try:
+                sock.sendall(b".")
+                sent += 1
+                if not sock.recv(16):
+                    break
+            except OSError:
+                break
+            time.sleep(every_s)
+        else:
+            return {"closed_by_server": False, "sent": sent}
+    return {"closed_by_server": True, "sent": sent,
+            "elapsed_s": round(time.monotonic() - started, 3)}
+
+
+def pipeline(host: str, port: int, count: int, every_s: float) -> dict:
+    """Correct pipelining that takes a while: each request in two halves ``every_s`` apart."""
+    request = frame(json.dumps({"action": "echo", "value": "x" * 64}).encode())
+    started = time.monotonic()
+    received = b""
+    with socket.create_connection((host, port), timeout=TIMEOUT_S) as sock:
+        for _ in range(count):
+            sock.sendall(request[:40])
+            time.sleep(every_s)
+            sock.sendall(request[40:])
+            sock.setblocking(False)
+            try:
+                while chunk := sock.recv(65536):
+                    received += chunk
+            except BlockingIOError:
+                pass
+            sock.setblocking(True)
+        sock.shutdown(socket.SHUT_WR)
+        rest, end = read_until_closed(sock)
+    return {"received_hex": (received + rest).hex(), "end": end,
+            "elapsed_s": round(time.monotonic() - started, 3)}
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "corpus":
@@ -178,5 +292,14 @@ if __name__ == "__main__":
         slow_reader(args[0], int(args[1]), float(args[2]))
     elif mode == "flood":
         flood(args[0], int(args[1]), int(args[2]), float(args[3]))
+    elif mode == "hold-frames":
+        print(json.dumps(hold_frames(args[0], int(args[1]), int(args[2]), int(args[3]),
+                                     float(args[4]))))
+    elif mode == "udp-from":
+        print(json.dumps(udp_from(args[0], int(args[1]), int(args[2]), int(args[3]))))
+    elif mode == "trickle":
+        print(json.dumps(trickle(args[0], int(args[1]), float(args[2]), float(args[3]))))
+    elif mode == "pipeline":
+        print(json.dumps(pipeline(args[0], int(args[1]), int(args[2]), float(args[3]))))
     else:
         sys.exit(__doc__)

@@ -249,16 +249,20 @@ class ComposeStack:
 
     # -- waiting ----------------------------------------------------------------------------
     def wait_healthy(self, service: str, within_s: float = HEALTHY_WITHIN_S) -> None:
+        restarts_before: list[int] = []
+
         def healthy() -> None:
             container = self.container(service)
             container.reload()
-            state = container.attrs["State"]
-            # With `restart: unless-stopped` a server that exits is restarted: the first exit
-            # (a restart count, or restarting now) is what we report, not a wait that times out.
-            if (state["Status"] in ("exited", "dead", "restarting")
-                    or container.attrs.get("RestartCount", 0)):
+            state, restarts = container.attrs["State"], container.attrs.get("RestartCount", 0)
+            restarts_before[:] = restarts_before or [restarts]
+            # With `restart: unless-stopped` a server that exits is restarted: its first exit
+            # (restarting now, or one restart more) is what we report, not a wait that times
+            # out.
+            if state["Status"] in ("exited", "dead", "restarting") or (
+                    restarts > restarts_before[0]):
                 how = (f"exited with {state['ExitCode']}" if state["Status"] in ("exited", "dead")
-                       else f"exited and was restarted ({container.attrs['RestartCount']} times)")
+                       else f"exited and was restarted ({restarts} times)")
                 raise StackError(f"{service} {how} before it was healthy:\n"
                                  f"{container.logs(tail=50).decode(errors='replace')}")
             health = state.get("Health", {}).get("Status")
@@ -372,6 +376,39 @@ fi"""
         if status["StatusCode"] != 0:
             raise StackError(f"shaping {service} failed: {output}")
         return output.splitlines()[-1]
+
+    def process_identity(self, service: str = "server") -> tuple[int, str, int]:
+        """(host pid, start time, restart count) of the service's process: if any of them
+        changed, the process died (or was restarted) in between."""
+        container = self.container(service)
+        container.reload()
+        state = container.attrs["State"]
+        return state["Pid"], state["StartedAt"], container.attrs["RestartCount"]
+
+    def healthcheck(self, service: str = "server") -> tuple[int, str]:
+        """Run the service's health check now (exit status, output), as Docker would."""
+        test = self.container(service).attrs["Config"]["Healthcheck"]["Test"]
+        exit_code, output = self.container(service).exec_run(test[1:] if test[0] == "CMD"
+                                                               else ["sh", "-c", test[1]])
+        return exit_code, output.decode(errors="replace").strip()
+
+    def crash(self, service: str) -> None:
+        """SIGKILL the service's process from outside, as a crash ends it. (`docker kill`
+        counts as a deliberate stop, which a restart policy leaves alone.) A helper in the
+        host's PID namespace with only CAP_KILL sends the signal."""
+        pid = self.process_identity(service)[0]
+        helper = self.docker.containers.run(
+            f"sockets-lab/tools:{self.image_tag}", ["sh", "-c", f"kill -KILL {pid}"],
+            detach=True, pid_mode="host", user="0", cap_drop=["ALL"], cap_add=["KILL"],
+            read_only=True, security_opt=["no-new-privileges:true"], network_mode="none",
+            labels=self._oneoff_labels())
+        try:
+            status = helper.wait(timeout=30)
+            output = helper.logs().decode(errors="replace").strip()
+        finally:
+            helper.remove(force=True)
+        if status["StatusCode"] != 0:
+            raise StackError(f"could not kill {service}'s process {pid}: {output}")
 
     def memory_bytes(self, service: str) -> int:
         """The service's memory as `docker stats` counts it: usage less inactive page cache."""

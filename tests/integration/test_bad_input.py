@@ -120,7 +120,17 @@ def limited() -> Iterator[ComposeStack]:
     env = {"LAB_MAX_CONTENT_BYTES": str(LIMIT), "LAB_MAX_DATAGRAM_BYTES": str(MAX_DATAGRAM),
            "LAB_FRAME_DEADLINE_S": str(FRAME_DEADLINE_S), "LAB_MAX_CONNECTIONS": str(CAP)}
     with ComposeStack(env=env) as stack:
+        stack.first_process = stack.process_identity()
         yield stack
+
+
+@pytest.fixture(autouse=True)
+def same_process_survives(request: pytest.FixtureRequest) -> Iterator[None]:
+    """No bad input may kill the server: the restart policy must not be what hides a crash."""
+    yield
+    if "limited" in request.fixturenames:
+        stack = request.getfixturevalue("limited")
+        assert stack.process_identity() == stack.first_process, "the server process died"
 
 
 def test_corpus_has_at_least_25_cases_across_every_listener() -> None:
