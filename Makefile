@@ -7,8 +7,9 @@ COMPOSE ?= docker compose
 VENV ?= .venv
 PYTHON ?= python3
 PYTEST_ARGS ?=
+FUZZ_SECONDS ?= 60
 
-.PHONY: help up serve down logs build compose base deps test test-quick lint bench clean
+.PHONY: help up serve down logs build compose base deps test test-quick lint bench fuzz clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +51,16 @@ test-quick: build deps ## the same without the slow groups
 
 bench: build deps ## the benchmark: project vs asyncio, socat, iperf3 on one network (< 5 min)
 	$(VENV)/bin/python scripts/bench.py
+
+fuzz: deps ## coverage-guided fuzzing (atheris) of the codec and the app, FUZZ_SECONDS (60) each
+	@mkdir -p .fuzz/codec .fuzz/app .fuzz/crashes
+	@for target in codec app; do \
+	  echo "fuzz: $$target for $(FUZZ_SECONDS)s (new inputs in .fuzz/$$target, crashes in .fuzz/crashes)"; \
+	  $(VENV)/bin/python tests/fuzz/run.py $$target -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	    -artifact_prefix=.fuzz/crashes/ .fuzz/$$target tests/fuzz/seeds/$$target \
+	    > .fuzz/$$target.log 2>&1 || { tail -n 40 .fuzz/$$target.log; exit 1; }; \
+	  grep -E '^Done' .fuzz/$$target.log; \
+	done
 
 lint: deps ## ruff (Python), hadolint (Dockerfiles), actionlint (GitHub workflow)
 	$(VENV)/bin/ruff check services tests scripts

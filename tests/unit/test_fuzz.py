@@ -1,0 +1,45 @@
+"""The fuzzers' findings, kept: every seed (and every input a fuzzer kept in .fuzz/) replayed
+through both targets, and a short coverage-guided run of each target as part of the suite."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FUZZ = Path(__file__).resolve().parents[1] / "fuzz"
+sys.path.insert(0, str(FUZZ))
+
+import seeds  # noqa: E402
+import targets  # noqa: E402
+
+TARGETS = {"codec": targets.codec_one_input, "app": targets.app_one_input}
+SHORT_RUN_S = 8  # per target: the suite's share of fuzzing (`make fuzz` runs longer)
+KEPT = [path for target in TARGETS for folder in (FUZZ / "seeds", FUZZ.parents[1] / ".fuzz")
+        for path in sorted((folder / target).glob("*"))]
+
+
+def test_every_seed_is_in_the_repo() -> None:
+    for target in TARGETS:
+        on_disk = {path.name: path.read_bytes() for path in (FUZZ / "seeds" / target).iterdir()}
+        assert on_disk == {**on_disk, **seeds.seeds()}, "run: python tests/fuzz/seeds.py"
+
+
+@pytest.mark.parametrize("path", KEPT, ids=[f"{p.parent.name}/{p.name}" for p in KEPT])
+def test_kept_input_replays_cleanly(path: Path) -> None:
+    TARGETS[path.parent.name](path.read_bytes())
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_a_short_fuzz_run_finds_nothing(target: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(FUZZ / "run.py"), target, f"-max_total_time={SHORT_RUN_S}",
+         "-max_len=4096", f"-artifact_prefix={tmp_path}/", str(tmp_path),
+         str(FUZZ / "seeds" / target)],
+        capture_output=True, text=True, timeout=SHORT_RUN_S + 60, check=False)
+    done = [line for line in proc.stderr.splitlines() if line.startswith("Done ")]
+    print(f"{target}: {done[-1] if done else proc.stderr[-2000:]}")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert done and int(done[-1].split()[1]) > 1000  # it really ran
