@@ -63,7 +63,7 @@ fuzz: deps ## coverage-guided fuzzing (atheris) of the codec and the app, FUZZ_S
 	done
 
 lint: deps ## ruff (Python), hadolint (Dockerfiles), actionlint (GitHub workflow)
-	$(VENV)/bin/ruff check services tests scripts
+	$(VENV)/bin/ruff check services tests scripts tools
 	$(VENV)/bin/hadolint services/*/Dockerfile
 	$(VENV)/bin/actionlint .github/workflows/*.yml
 

@@ -34,12 +34,13 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-from harness import ComposeStack  # noqa: E402  (the test harness owns stack lifecycles)
+sys.path[:0] = [str(ROOT / "tools"), str(ROOT / "services")]
+from lab import defaults  # noqa: E402
+from labstack import ComposeStack  # noqa: E402
 
 SERVERS = ("project", "asyncio", "socat")
-TCP_PORT = {"project": 65432, "asyncio": 7000, "socat": 7000}
-UDP_PORT = {"project": 65432, "asyncio": 7000}
+TCP_PORT = {"project": defaults.ECHO_PORT, "asyncio": 7000, "socat": 7000}
+UDP_PORT = {"project": defaults.UDP_PORT, "asyncio": 7000}
 APP_PORT = 65433
 SAMPLE_EVERY_S = 0.25
 CONTAINER_TMP = {"/tmp": "size=16m"}  # noqa: S108 (a tmpfs inside the container, not ours)

@@ -29,6 +29,9 @@ import struct
 import sys
 import time
 
+from lab import defaults  # the lab's images carry the `lab` package (PYTHONPATH=/app)
+from lab.greeting import parse_greeting
+
 TIMEOUT_S = 10.0
 GOOD_SEARCH = json.dumps({"action": "search", "value": "ring"}).encode()
 
@@ -113,13 +116,14 @@ def good_request(host: str, port: int, udp: bool) -> bool:
                 sock.sendto(token, (host, port))
                 return sock.recv(64) == token
         with socket.create_connection((host, port), timeout=TIMEOUT_S) as sock:
-            if port == 65433:
+            if port == defaults.APP_PORT:
                 sock.sendall(frame(GOOD_SEARCH))
                 sock.shutdown(socket.SHUT_WR)
                 data, _ = read_until_closed(sock)
                 return b"Misty Mountains" in data
-            if port == 65434:
-                return read_until_closed(sock)[0].startswith(b"Hello from ")
+            if port == defaults.GREET_PORT:
+                line = read_until_closed(sock)[0].decode("utf-8", "replace")
+                return parse_greeting(line) is not None
             token = os.urandom(32)
             sock.sendall(token)
             sock.shutdown(socket.SHUT_WR)

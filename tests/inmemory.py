@@ -11,8 +11,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from lab import framing
-from labserver.config import ServerConfig
+from lab import defaults, framing
 from labserver.limits import WarningLimiter
 
 log = logging.getLogger("inmemory")
@@ -28,18 +27,18 @@ CODEC_CODES = {
 
 @dataclass
 class MemoryLoop:
-    config: ServerConfig = field(default_factory=ServerConfig)
     now: float = 1000.0
     warnings: WarningLimiter = field(default_factory=lambda: WarningLimiter(log))
 
 
 class MemoryConnection:
-    """What a protocol sees of its connection; everything written lands in ``sent``."""
+    """What a protocol sees of its connection; everything written lands in ``sent``.
+    ``settings`` are given to the protocol, as the server's listener gives them."""
 
-    def __init__(self, protocol_factory: type, config: ServerConfig | None = None) -> None:
-        self.loop = MemoryLoop(config or ServerConfig())
+    def __init__(self, protocol: type, **settings: object) -> None:
+        self.loop = MemoryLoop()
         self.peer = ("::ffff:172.20.0.3", 40000, 0, 0)
-        self.local = ("::ffff:172.20.0.2", 65433, 0, 0)
+        self.local = ("::ffff:172.20.0.2", defaults.APP_PORT, 0, 0)
         self.conn_id = 1
         self.last_rx = self.loop.now
         self.sent = bytearray()
@@ -48,10 +47,17 @@ class MemoryConnection:
         self.paused_total = 0.0
         self.ready: list = []  # what the protocol scheduled with call_soon
         self.turn_cpu_s: list[float] = []  # CPU time of each loop turn the protocol took
-        self.protocol = protocol_factory(self)
+        self.protocol = protocol(self, **settings)
         self.protocol.connection_made()
 
     # -- what the protocol calls ------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        return self.loop.now
+
+    def warn(self, kind: str, msg: str, *args: object) -> None:
+        self.loop.warnings.warn(kind, self.loop.now, msg, *args)
+
     def write(self, data: bytes | memoryview) -> None:
         if self.closing is None:
             self.sent += data

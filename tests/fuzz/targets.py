@@ -13,9 +13,8 @@ from __future__ import annotations
 from inmemory import APP_CODES, CODEC_CODES, MemoryConnection, error_code
 from lab import framing
 from labserver.app import AppProtocol
-from labserver.config import ServerConfig
 
-APP_CONFIG = ServerConfig(max_content_bytes=4096, frame_deadline_s=1.0)
+APP_SETTINGS = {"max_content_bytes": 4096, "frame_deadline_s": 1.0}
 
 
 def _chunks(data: bytes) -> tuple[list[bytes], int, bool]:
@@ -64,7 +63,7 @@ def app_one_input(data: bytes) -> None:
     """Drive the server's AppProtocol: every byte it sends is a well-formed reply, every error
     carries a known code, and once it closes it says nothing more."""
     chunks, _, eof = _chunks(data)
-    conn = MemoryConnection(AppProtocol, APP_CONFIG)
+    conn = MemoryConnection(AppProtocol, **APP_SETTINGS)
     for i, chunk in enumerate(chunks):
         conn.receive(chunk)
         if i % 7 == 6:  # now and then, time passes between reads (deadlines run)

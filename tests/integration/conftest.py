@@ -6,7 +6,7 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-from harness import ComposeStack
+from labstack import ComposeStack
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import tutorial_peers
 from framing_cases import INVALID
-from harness import ComposeStack
-from lab import framing
+from lab import defaults, framing
+from labstack import ComposeStack
 from test_cross_host import FAMILIES, assert_crossed_hosts
 
-APP_PORT = "65433"
+APP_PORT = str(defaults.APP_PORT)
 GOOD_REQUEST = framing.encode_json({"action": "search", "value": "ring"})
 RING = "In the caves beneath the Misty Mountains. \U0001f48d"
 TUTORIAL_SOURCE = Path(tutorial_peers.__file__).read_text()

@@ -15,13 +15,13 @@ from pathlib import Path
 import hostile_peers
 import pytest
 from framing_cases import INVALID, LIMIT, header, raw_frame
-from harness import ComposeStack
-from lab import framing
-from labserver.core import HEALTH_SLOTS
+from lab import defaults, framing
+from labserver.loop import HEALTH_SLOTS
+from labstack import ComposeStack
 
 pytestmark = pytest.mark.slow
 
-ECHO, APP, GREET = 65432, 65433, 65434
+ECHO, APP, GREET = defaults.ECHO_PORT, defaults.APP_PORT, defaults.GREET_PORT
 MAX_DATAGRAM = 2048
 FRAME_DEADLINE_S = 2
 CAP = 48

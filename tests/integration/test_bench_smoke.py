@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness import ROOT
+from labstack import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from harness import ComposeStack, StackError
+from labstack import ComposeStack, StackError
 
 
 def test_nothing_remains_after_a_stack_whose_test_raised() -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import hostile_peers
 import pytest
-from harness import ComposeStack
+from lab import defaults
+from labstack import ComposeStack
 
 pytestmark = pytest.mark.slow
 
@@ -164,7 +165,8 @@ def test_7_client_killed_while_sending_a_frame(healthy: ComposeStack) -> None:
     and keeps serving others."""
     half_frame = "0067" + "7b2262797465"  # a length of 103, then the first bytes of the header
     mark = healthy.log_mark()
-    dying = healthy.start_client("raw", "--port", "65433", "--hex", half_frame, "--timeout", "60")
+    dying = healthy.start_client("raw", "--port", str(defaults.APP_PORT), "--hex", half_frame,
+                                 "--timeout", "60")
     dying_ip = healthy.address_of(dying.container, 4)  # our client prefers IPv4
     peer = opened_peer(healthy.wait_for_server_log(f"open peer={dying_ip}:", mark))
     dying.container.kill()
@@ -180,7 +182,8 @@ def test_8_slow_reader_does_not_block_others(healthy: ComposeStack) -> None:
     buffer is full (bounded memory); others are served at full speed meanwhile."""
     before = healthy.memory_bytes("server")
     mark = healthy.log_mark()
-    reader = healthy.start_python(HOSTILE_SOURCE, "slow-reader", "server", "65432", "30")
+    reader = healthy.start_python(HOSTILE_SOURCE, "slow-reader", "server",
+                                  str(defaults.ECHO_PORT), "30")
     healthy.wait_for_log(reader.container, "stalled_after_bytes")
     others = healthy.run_client("echo", "--size", "1MiB", "--connections", "10", "--timeout", "5")
     during = healthy.memory_bytes("server")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from harness import ComposeStack
 from labserver.config import ServerConfig
+from labstack import ComposeStack
 
 
 @pytest.fixture(scope="module")

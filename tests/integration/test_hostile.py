@@ -15,9 +15,9 @@ from pathlib import Path
 import hostile_peers
 import pytest
 from framing_cases import header, raw_frame
-from harness import ComposeStack, NotYet, wait_for
 from lab import defaults, framing
-from labserver.core import HEALTH_SLOTS
+from labserver.loop import HEALTH_SLOTS
+from labstack import ComposeStack, NotYet, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -188,7 +188,7 @@ def test_silent_and_trickling_peers_are_cut_off(guarded: ComposeStack) -> None:
     assert LIFETIME_S <= trickler["elapsed_s"] < LIFETIME_S + FRAME_DEADLINE_S + 2.5
     guarded.wait_for_server_log("(max lifetime)", mark)
     quiet = guarded.start_python("import socket,time\n"
-                                 "s=socket.create_connection(('server', 65432), 10)\n"
+                                 f"s=socket.create_connection(('server', {ECHO}), 10)\n"
                                  "t=time.monotonic()\nassert s.recv(10)==b''\n"
                                  "print(round(time.monotonic()-t, 2))")
     elapsed = float(quiet.wait(30).stdout.strip())

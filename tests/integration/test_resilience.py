@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness import ComposeStack, NotYet, wait_for
+from labstack import ComposeStack, NotYet, wait_for
 
 
 def test_client_completes_when_server_restarts_while_it_retries(own_stack: ComposeStack) -> None:

@@ -15,10 +15,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from inmemory import CODEC_CODES, MemoryConnection, error_code
 from lab import framing
 from labserver.app import AppProtocol
-from labserver.config import ServerConfig
 
 DEADLINE_S = 2.0
-CONFIG = ServerConfig(max_content_bytes=2048, frame_deadline_s=DEADLINE_S)
 
 values = st.text(max_size=20) | st.integers() | st.lists(st.integers(), max_size=3)
 requests = st.one_of(
@@ -40,7 +38,8 @@ def expected_result(action: str, value: object) -> object:
 class OneConnection(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.conn = MemoryConnection(AppProtocol, CONFIG)
+        self.conn = MemoryConnection(AppProtocol, max_content_bytes=2048,
+                                     frame_deadline_s=DEADLINE_S)
         self.unsent = b""  # well-formed requests not yet (fully) sent
         self.expected: list[tuple[str, object]] = []  # in order
         self.frame_bytes: list[int] = []  # the size of each queued request

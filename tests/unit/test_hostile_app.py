@@ -24,7 +24,7 @@ CONTENT = ServerConfig().max_content_bytes
 
 
 def app(**settings: object) -> MemoryConnection:
-    return MemoryConnection(AppProtocol, ServerConfig(**settings))
+    return MemoryConnection(AppProtocol, **settings)
 
 
 def json_frame(content: bytes, encoding: str = "utf-8") -> bytes:

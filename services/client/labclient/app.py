@@ -12,13 +12,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from lab import framing
+from lab import appproto, framing
 
 from .errors import DataMismatch, ProtocolError
 from .sessions import AppSession, drive
 from .transport import connect
-
-BINARY_REPLY_PREFIX = b"First 10 bytes of request: "  # the tutorial server's binary answer
 
 
 @dataclass(frozen=True)
@@ -32,27 +30,25 @@ class Request:
 
     def check(self, reply: framing.Message, index: int) -> Any:
         """The reply's result, or a ``ClientError`` saying what is wrong with it."""
+        try:
+            parsed = appproto.parse_reply(reply)
+        except appproto.MalformedReply as exc:
+            raise ProtocolError(f"reply {index}: {exc}") from None
         if self.binary:
-            want = BINARY_REPLY_PREFIX + self.content[:10]
-            if reply.content != want:
+            want = appproto.BINARY_REPLY_PREFIX + self.content[:10]
+            if parsed.binary != want:
                 raise DataMismatch(f"reply {index}: binary reply {reply.content[:60]!r} is not "
                                    f"{want!r}")
-            return reply.content.decode("utf-8", "replace")
-        if not reply.is_json:
+            return parsed.binary.decode("utf-8", "replace")
+        if parsed.binary is not None:
             raise ProtocolError(f"reply {index}: expected text/json, got {reply.content_type}")
-        if "error" in reply.value:
-            error = reply.value["error"]
-            if not isinstance(error, dict):
-                raise ProtocolError(f"reply {index} has a malformed error: {framing.clip(error)}")
-            raise ProtocolError(f"server answered an error: {framing.shown(error.get('code'))}: "
-                                f"{framing.shown(error.get('message'), 200)}", reply=reply.value)
-        if "result" not in reply.value:
-            raise ProtocolError(f"reply {index} has no result: {framing.clip(reply.value)}")
-        result = reply.value["result"]
-        if self.expected is not None and result != self.expected:
-            raise DataMismatch(f"reply {index} is {framing.clip(result)}, expected "
+        if parsed.is_error:
+            raise ProtocolError(f"server answered an error: {parsed.error_code}: "
+                                f"{parsed.error_message}", reply=reply.value)
+        if self.expected is not None and parsed.result != self.expected:
+            raise DataMismatch(f"reply {index} is {framing.clip(parsed.result)}, expected "
                                f"{framing.clip(self.expected)} (out of order or corrupted)")
-        return result
+        return parsed.result
 
 
 def build_requests(action: str, value: str | None, count: int, binary: bool,

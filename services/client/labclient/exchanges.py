@@ -10,6 +10,7 @@ import os
 import socket
 import time
 
+from lab.greeting import parse_greeting
 from lab.netinfo import endpoint, plain_ip
 
 from .errors import DataMismatch, ProtocolError, TimedOut, Unreachable, connection_lost
@@ -144,6 +145,7 @@ def greet(host: str, port: int, family: int, deadline_s: float, timeout_s: float
     line = data.decode("utf-8", "replace").strip()
     if not line:
         raise ProtocolError(f"{where}: the server closed without a greeting", **info)
-    me = f"[{info['local_ip']}]" if info["family"] == "IPv6" else info["local_ip"]
+    greeting = parse_greeting(line)
     return {"command": "greet", **info, "line": line, "attempts": attempts,
-            "names_me": f"You are {me}:{info['local_port']}" in line}
+            "names_me": greeting is not None and greeting.client == endpoint(
+                (info["local_ip"], info["local_port"]))}

@@ -13,8 +13,8 @@ from lab.netinfo import local_addresses
 from . import health
 from .app import AppProtocol
 from .config import ServerConfig
-from .core import EventLoop
-from .protocols import EchoProtocol, GreetingProtocol
+from .loop import EventLoop
+from .protocols import EchoProtocol, GreetingProtocol, UdpEchoProtocol
 
 log = logging.getLogger("server")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -37,17 +37,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"labserver: LAB_LOG_LEVEL={config.log_level!r} is not one of "
               f"{', '.join(LOG_LEVELS)}", file=sys.stderr)
         return 2
-    tcp_services = [(EchoProtocol, config.echo_port), (AppProtocol, config.app_port),
-                    (GreetingProtocol, config.greet_port)]
     if args.healthcheck:
         return health.check(config)
 
     logs.configure(config.log_level)
     loop = EventLoop(config)
     try:
-        for protocol, port in tcp_services:
-            loop.listen_tcp(protocol, port)
-        loop.listen_udp_echo(config.udp_port)
+        loop.listen_tcp(EchoProtocol, config.echo_port)
+        loop.listen_tcp(AppProtocol, config.app_port, max_content_bytes=config.max_content_bytes,
+                        frame_deadline_s=config.frame_deadline_s)
+        loop.listen_tcp(GreetingProtocol, config.greet_port)
+        loop.listen_udp(UdpEchoProtocol, config.udp_port, max_bytes=config.max_datagram_bytes,
+                        rate_per_source=config.udp_rate_per_source)
     except OSError as exc:
         log.error("cannot listen: %s", exc)
         return 1

@@ -1,25 +1,15 @@
-"""The framed application protocol's server side (wire format: ``lab.framing``).
+"""The framed application protocol's server side: bytes to requests (``lab.framing``), requests
+to answers (``lab.appproto``), answers back in order.
 
 A connection carries any number of requests; requests sent back to back (pipelined) are answered
-in order, since one connection's bytes are handled in arrival order by one loop. A client that
-sends one request and closes after the reply (the tutorial's) works as well.
+in order, at most ``TURN_REQUESTS`` per loop turn (the rest in the next turn, so that one read
+full of small requests cannot hold the loop). A client that sends one request and closes after
+the reply (the tutorial's) works as well.
 
-Requests and replies (text/json)::
-
-    {"action": "search",  "value": "ring"}   -> {"result": "<entry>"} or 'No match for "<value>".'
-    {"action": "echo",    "value": <any>}    -> {"result": <the value>}
-    {"action": "reverse", "value": "abc"}    -> {"result": "cba"}
-    {"action": "whoami"}                     -> {"result": {"server_hostname", "server_address",
-                                                 "server_port", "client_address", "client_port"}}
-    anything else  -> {"result": 'Error: invalid action "<action>".', "error": {...}}
-
-A binary request (any other content type) gets the tutorial's binary reply:
-``b"First 10 bytes of request: " + content[:10]`` as ``binary/custom-server-binary-type``.
-
-A bad frame gets an error reply, ``{"result": "Error: <message>", "error": {"code", "message"}}``,
-then the connection closes (the stream cannot be re-synchronised); the server logs one line (the
-first few per kind and window; the rest as a count, see ``limits.WarningLimiter``). Peer data
-quoted in replies and logs is clipped (``framing.clip``), so neither is larger than the request.
+A bad frame gets an error reply, then the connection closes (the stream cannot be
+re-synchronised); the server logs one line (the first few per kind and window; the rest as a
+count, see ``limits.WarningLimiter``). Peer data quoted in replies and logs is clipped
+(``framing.clip``), so neither is larger than the request.
 
 The frame deadline runs per frame, from a frame's first byte (for pipelined frames: from the read
 that completed the one before), and stands still while the server has paused reading this
@@ -28,48 +18,31 @@ connection for back-pressure, since the peer cannot send the rest then.
 
 from __future__ import annotations
 
-import logging
 import socket
-from typing import Any
 
-from lab import framing
+from lab import appproto, framing
 from lab.netinfo import endpoint, plain_ip
 
-from .core import Protocol
+from .connection import Connection, Protocol
 
-log = logging.getLogger("server")
 TURN_REQUESTS = 32  # requests answered per loop turn; more pipelined ones wait for the next turn
-
-SEARCH_TABLE = {
-    "morpheus": "Follow the white rabbit. \U0001f430",
-    "ring": "In the caves beneath the Misty Mountains. \U0001f48d",
-    "\U0001f436": "\U0001f43e Playing ball! \U0001f3d0",
-    "socket": "An endpoint for sending or receiving data across a network. \U0001f50c",
-    "tcp": "A reliable, ordered byte stream. \U0001f4e6",
-    "udp": "Datagrams: fast, unordered, and they may be lost. \U0001f4e8",
-}
-BINARY_REPLY_TYPE = "binary/custom-server-binary-type"
-BINARY_REPLY_PREFIX = b"First 10 bytes of request: "
-
-
-def error_reply(code: str, message: str) -> bytes:
-    """An error as a text/json reply the tutorial's client prints sensibly (``result``)."""
-    return framing.encode_json({"result": f"Error: {message}",
-                                "error": {"code": code, "message": message}})
 
 
 class AppProtocol(Protocol):
     """One connection of the framed protocol: decode, answer in order, close on a bad frame."""
 
     name = "app"
-    refusal = error_reply("busy", "the server is at its connection limit; try again later.")
+    refusal = appproto.error_reply("busy", "the server is at its connection limit; try again "
+                                           "later.")
     hostname = socket.gethostname()
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: Connection, max_content_bytes: int = framing.DEFAULT_MAX_CONTENT_BYTES,
+                 frame_deadline_s: float = 10.0) -> None:
         super().__init__(conn)
-        config = conn.loop.config
-        self.decoder = framing.MessageDecoder(config.max_content_bytes)
-        self.frame_deadline_s = config.frame_deadline_s
+        self.decoder = framing.MessageDecoder(max_content_bytes)
+        self.frame_deadline_s = frame_deadline_s
+        self.context = appproto.Context(self.hostname, plain_ip(conn.local[0]), conn.local[1],
+                                        plain_ip(conn.peer[0]), conn.peer[1])
         self.frame_started: float | None = None  # when the frame in progress began
         self.paused_before = 0.0  # the connection's paused time when it began
         self.more_scheduled = False  # complete requests wait for the next turn
@@ -81,8 +54,7 @@ class AppProtocol(Protocol):
             self.answer_some()
 
     def answer_some(self) -> None:
-        """Answer up to TURN_REQUESTS complete requests; schedule the rest for the next turn,
-        so that one read full of small pipelined requests cannot hold the loop."""
+        """Answer up to TURN_REQUESTS complete requests; schedule the rest for the next turn."""
         self.more_scheduled = False
         conn = self.conn
         answered = 0
@@ -104,18 +76,11 @@ class AppProtocol(Protocol):
         elif not self.decoder.in_progress:
             self.frame_started = None
         elif answered or self.frame_started is None:  # a new frame began in this read
-            now = conn.loop.now
+            now = conn.now
             self.frame_started, self.paused_before = now, conn.reading_paused_s(now)
 
-    def buffered_bytes(self) -> int:
-        return self.decoder.buffered
-
-    def release(self) -> None:
-        self.decoder.clear()
-
-    def goodbye(self, reason: str) -> bytes:
-        return error_reply("memory-budget", "the server's buffers are full and this connection "
-                           "held the most; try again later.")
+    def answer(self, message: framing.Message) -> bytes:
+        return appproto.answer(message, self.context)
 
     def eof_received(self) -> None:
         self.eof = True
@@ -141,43 +106,20 @@ class AppProtocol(Protocol):
             self.reject("frame-deadline", f"a message was started but not completed within "
                                           f"{self.frame_deadline_s:g}s")
 
+    def buffered_bytes(self) -> int:
+        return self.decoder.buffered
+
+    def release(self) -> None:
+        self.decoder.clear()
+
+    def goodbye(self, reason: str) -> bytes:
+        return appproto.error_reply("memory-budget", "the server's buffers are full and this "
+                                    "connection held the most; try again later.")
+
     def reject(self, code: str, message: str) -> None:
         conn = self.conn
-        conn.loop.warnings.warn("bad-frame", conn.loop.now,
-                                "app conn=%d bad frame from peer=%s: %s (%s); closing",
-                                conn.conn_id, endpoint(conn.peer), code, message)
+        conn.warn("bad-frame", "app conn=%d bad frame from peer=%s: %s (%s); closing",
+                  conn.conn_id, endpoint(conn.peer), code, message)
         self.decoder.clear()  # nothing more will be read from it: free its buffer now
-        conn.write(error_reply(code, message))
+        conn.write(appproto.error_reply(code, message))
         conn.close_when_flushed(f"bad frame: {code}")
-
-    # -- the application ------------------------------------------------------------------
-    def answer(self, message: framing.Message) -> bytes:
-        if not message.is_json:
-            return framing.encode_message(BINARY_REPLY_PREFIX + message.content[:10],
-                                          BINARY_REPLY_TYPE, framing.BINARY_ENCODING)
-        request = message.value
-        action, value = request.get("action"), request.get("value")
-        if action == "search":
-            result: Any = SEARCH_TABLE.get(value) if isinstance(value, str) else None
-            return self._result(result or f'No match for "{framing.shown(value)}".', message)
-        if action == "echo":
-            return self._result(value, message)
-        if action == "reverse":
-            if not isinstance(value, str):
-                return error_reply("bad-value", "reverse needs a string value.")
-            return self._result(value[::-1], message)
-        if action == "whoami":
-            conn = self.conn
-            return self._result({
-                "server_hostname": self.hostname,
-                "server_address": plain_ip(conn.local[0]), "server_port": conn.local[1],
-                "client_address": plain_ip(conn.peer[0]), "client_port": conn.peer[1],
-            }, message)
-        return error_reply("unknown-action", f'invalid action "{framing.shown(action)}".')
-
-    @staticmethod
-    def _result(result: Any, request: framing.Message) -> bytes:
-        # In the encoding the request used, as the tutorial's peers expect (the codec accepted
-        # it, so it is on the allow-list; what it cannot carry goes as JSON escapes).
-        return framing.encode_json({"result": result}, request.content_encoding)
-

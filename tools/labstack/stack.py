@@ -1,28 +1,30 @@
-"""The one harness every integration test uses: a compose stack as a context manager.
+"""A compose project as a context manager: the lab's stacks, for the tests, the benchmark and the
+cluster work alike (nothing here imports from ``tests/``).
 
-    with ComposeStack(ROOT) as stack:          # unique project name; up; wait healthy (SDK)
+    with ComposeStack() as stack:               # unique project name; up; wait healthy (SDK)
         result = stack.run_client("echo", "--size", "1MiB")
         assert result.peer_ip == stack.ip_of("server", 4)
-    # down -v, one-off clients removed, then a sweep by the project label -- also when `up`
+    # down -v, one-off containers removed, then a sweep by the project label -- also when `up`
     # itself failed, a test raised, or Ctrl-C arrived.
 
-The compose CLI brings the stack up and down (it owns compose.yaml); everything else -- health,
-finding containers by their compose labels, one-off clients on the stack's network, faults,
-logs -- goes through the Docker SDK. Waiting is tenacity with a stop and ``reraise=True``,
-never sleep-and-hope.
+The compose CLI brings the stack up and down (it owns the compose file); everything else --
+health, finding containers by their compose labels, logs -- goes through the Docker SDK. Waiting
+is tenacity with a stop and ``reraise=True``, never sleep-and-hope.
+
+``Stack`` here is the lifecycle, the lookups and the waiting; one-off containers are
+``clients.OneOffClients`` and fault injection ``faults.Faults``; ``ComposeStack`` (in the
+package) is the three together.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import os
 import re
 import secrets
 import subprocess
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,15 +40,6 @@ ONEOFF_LABEL = "org.sockets-lab.oneoff"
 NETWORK = "labnet"
 HEALTHY_WITHIN_S = 60
 COMPOSE_TIMEOUT_S = 180
-# The same hardening compose.yaml gives its services, for the clients the harness starts itself.
-HARDENED = {
-    "read_only": True,
-    "cap_drop": ["ALL"],
-    "security_opt": ["no-new-privileges:true"],
-    "user": "10001:10001",
-    "pids_limit": 64,
-    "mem_limit": "128m",
-}
 
 
 class StackError(RuntimeError):
@@ -73,57 +66,11 @@ def random_ula_subnet() -> str:
                                       64)))
 
 
-@dataclass
-class ClientResult:
-    """What a one-off client container did: its exit status, its JSON result, its output."""
-
-    exit_code: int
-    stdout: str
-    stderr: str
-    data: dict = field(default_factory=dict)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["data"][name]
-        except KeyError:
-            raise AttributeError(f"client result has no {name!r}; it was: {self}") from None
-
-    def __str__(self) -> str:
-        return (f"exit {self.exit_code}; stdout: {self.stdout.strip()[-2000:]!r}; "
-                f"stderr: {self.stderr.strip()[-2000:]!r}")
-
-
-class ClientRun:
-    """A one-off client container started in the background; ``wait()`` collects its result."""
-
-    def __init__(self, container: Container) -> None:
-        self.container = container
-
-    def logs(self) -> str:
-        return self.container.logs(stdout=True, stderr=True).decode(errors="replace")
-
-    def wait(self, timeout_s: float = 120) -> ClientResult:
-        try:
-            status = self.container.wait(timeout=timeout_s)
-        except Exception as exc:  # requests' ReadTimeout, or the engine went away
-            raise StackError(f"client {self.container.short_id} did not finish within "
-                             f"{timeout_s:g}s ({exc}); output so far: {self.logs()[-2000:]}"
-                             ) from None
-        stdout = self.container.logs(stdout=True, stderr=False).decode(errors="replace")
-        stderr = self.container.logs(stdout=False, stderr=True).decode(errors="replace")
-        data: dict = {}
-        lines = stdout.strip().splitlines()
-        if lines:
-            with contextlib.suppress(json.JSONDecodeError):
-                data = json.loads(lines[-1])
-        return ClientResult(status["StatusCode"], stdout, stderr, data)
-
-
-class ComposeStack:
+class Stack:
     """A compose project with a unique name, brought up on enter and torn down on exit."""
 
-    created: list[ComposeStack] = []  # every stack of this run, for the session's final check
-    active: list[ComposeStack] = []  # stacks up now, whose logs a failing test shows
+    created: list[Stack] = []  # every stack of this run, for the session's final check
+    active: list[Stack] = []  # stacks up now, whose logs a failing test shows
 
     def __init__(self, project_dir: Path = ROOT, services: tuple[str, ...] = ("server",),
                  env: dict[str, str] | None = None, project: str | None = None,
@@ -137,10 +84,10 @@ class ComposeStack:
         self.docker = docker.from_env(timeout=COMPOSE_TIMEOUT_S)
         self.network_name = f"{self.project}_{NETWORK}"
         self._oneoffs: list[Container] = []
-        ComposeStack.created.append(self)
+        Stack.created.append(self)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def __enter__(self) -> ComposeStack:
+    def __enter__(self) -> Stack:
         try:
             self.start()
         except BaseException:
@@ -152,7 +99,7 @@ class ComposeStack:
         self.stop()
 
     def start(self) -> None:
-        ComposeStack.active.append(self)
+        Stack.active.append(self)
         for image in ("server", "client", "tools"):
             try:
                 self.docker.images.get(f"sockets-lab/{image}:{self.image_tag}")
@@ -165,12 +112,9 @@ class ComposeStack:
 
     def stop(self) -> None:
         """Remove everything this project made. Safe to call twice, and after a failed start."""
-        if self in ComposeStack.active:
-            ComposeStack.active.remove(self)
-        for container in self._oneoffs:
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
-        self._oneoffs.clear()
+        if self in Stack.active:
+            Stack.active.remove(self)
+        self.remove_oneoffs()
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False)
         self.sweep()
 
@@ -238,6 +182,33 @@ class ComposeStack:
         addr = ipaddress.ip_address(ip)
         return any(addr in net for net in self.subnets() if net.version == addr.version)
 
+    def remove_oneoffs(self) -> None:
+        """Remove the containers started beside the stack (``clients.OneOffClients``)."""
+        for container in self._oneoffs:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+        self._oneoffs.clear()
+
+    def oneoff_labels(self) -> dict[str, str]:
+        """Labels for a container started beside the stack: the project label makes the sweep
+        remove it. Compose stamps its labels (service=client among them) onto the images it
+        builds, and containers inherit image labels: the service is overridden so that
+        ``containers("client")`` finds only compose's own."""
+        return {PROJECT_LABEL: self.project, SERVICE_LABEL: "oneoff", ONEOFF_LABEL: "true"}
+
+    def run_helper(self, image: str, command: list[str], what: str, **options: Any) -> str:
+        """Run a short-lived helper container to completion; its output, or StackError."""
+        helper = self.docker.containers.run(f"sockets-lab/{image}:{self.image_tag}", command,
+                                            detach=True, labels=self.oneoff_labels(), **options)
+        try:
+            status = helper.wait(timeout=30)
+            output = helper.logs().decode(errors="replace").strip()
+        finally:
+            helper.remove(force=True)
+        if status["StatusCode"] != 0:
+            raise StackError(f"{what} failed: {output}")
+        return output
+
     def logs(self, tail: int = 200) -> str:
         """Every container's recent output, for a failed test's report."""
         parts = []
@@ -284,99 +255,7 @@ class ComposeStack:
 
         return wait_for(f"{text!r} in {container.name}'s output", seen, within_s)
 
-    # -- clients ----------------------------------------------------------------------------
-    def start_container(self, image: str, command: list[str], **options: Any) -> ClientRun:
-        """A one-off container on the stack's network, hardened like the services unless
-        ``options`` say otherwise, labelled so that teardown removes it."""
-        container = self.docker.containers.run(
-            f"sockets-lab/{image}:{self.image_tag}", command, detach=True,
-            network=self.network_name, labels=self._oneoff_labels(), **{**HARDENED, **options})
-        self._oneoffs.append(container)
-        return ClientRun(container)
-
-    def start_client(self, *args: str, json_output: bool = True) -> ClientRun:
-        """Start a one-off client container on the stack's network."""
-        return self.start_container("client", [*args, "--json"] if json_output else list(args))
-
-    def _oneoff_labels(self) -> dict[str, str]:
-        # Compose stamps its labels (service=client among them) onto the images it builds, and
-        # containers inherit image labels: override the service so `containers("client")`
-        # finds only compose's own. The project label makes the sweep remove them.
-        return {PROJECT_LABEL: self.project, SERVICE_LABEL: "oneoff", ONEOFF_LABEL: "true"}
-
-    def start_python(self, source: str, *args: str) -> ClientRun:
-        """Run a stdlib Python script (e.g. a test peer) in a one-off container on the network."""
-        return self.start_container("client", list(args), entrypoint=["python3", "-c", source])
-
-    def run_client(self, *args: str, timeout_s: float = 120,
-                   json_output: bool = True) -> ClientResult:
-        """Run a client subcommand to completion and return its result."""
-        run = self.start_client(*args, json_output=json_output)
-        try:
-            return run.wait(timeout_s)
-        finally:
-            run.container.remove(force=True)
-            self._oneoffs.remove(run.container)
-
-    # -- faults -----------------------------------------------------------------------------
-    def stop_service(self, service: str, timeout_s: int = 10) -> None:
-        self.container(service).stop(timeout=timeout_s)
-
-    def start_service(self, service: str) -> None:
-        self.container(service).start()
-        self.wait_healthy(service)
-
-    def kill_service(self, service: str, sig: str = "SIGKILL") -> None:
-        self.container(service).kill(signal=sig)
-
-    def disconnect(self, container: Container) -> None:
-        """Cut a container off the stack's network (a partition)."""
-        self.docker.networks.get(self.network_name).disconnect(container)
-
-    def reconnect(self, container: Container, alias: str | None = None) -> None:
-        """Put it back, with its service name as a DNS alias again."""
-        self.docker.networks.get(self.network_name).connect(
-            container, aliases=[alias] if alias else None)
-
-    def shape(self, service: str, delay_ms: int = 0, loss_pct: int = 0) -> str:
-        """Delay and drop the service's outgoing packets (both 0: undo). Returns the method.
-
-        A tools container joins the service's network namespace with only NET_ADMIN (as root,
-        so the capability is effective); the service itself keeps ``cap_drop: [ALL]``.
-        ``tc netem`` where the kernel has it; where it does not (CONFIG_NET_SCH_NETEM unset, as
-        on this project's CI machines), nftables drops a random ``loss_pct`` of packets and a
-        token bucket (tbf, 8 Mbit/s) stands in for the delay.
-        """
-        # The interface is eth0 at first, but a reconnect (a healed partition) makes a new one.
-        script = "dev=$(ls /sys/class/net | grep -v '^lo$' | head -n 1)\n"
-        if delay_ms or loss_pct:
-            script += f"""
-if tc qdisc replace dev $dev root netem delay {delay_ms}ms loss {loss_pct}% 2>/dev/null; then
-  echo netem
-else
-  tc qdisc replace dev $dev root tbf rate 8mbit burst 32kb latency 400ms
-  printf '%s\\n' 'table inet labfault {{' '  chain out {{' \\
-    '    type filter hook output priority 0; policy accept;' \\
-    '    oifname != "lo" numgen random mod 100 < {loss_pct} drop' '  }}' '}}' | nft -f -
-  echo tbf+nft
-fi"""
-        else:
-            script += ("tc qdisc del dev $dev root 2>/dev/null || true\n"
-                       "nft delete table inet labfault 2>/dev/null || true\necho none")
-        helper = self.docker.containers.run(
-            f"sockets-lab/tools:{self.image_tag}", ["sh", "-ec", script], detach=True,
-            network_mode=f"container:{self.container(service).id}", user="0",
-            cap_drop=["ALL"], cap_add=["NET_ADMIN"], read_only=True,
-            security_opt=["no-new-privileges:true"], labels=self._oneoff_labels())
-        try:
-            status = helper.wait(timeout=30)
-            output = helper.logs().decode(errors="replace").strip()
-        finally:
-            helper.remove(force=True)
-        if status["StatusCode"] != 0:
-            raise StackError(f"shaping {service} failed: {output}")
-        return output.splitlines()[-1]
-
+    # -- the server's process ------------------------------------------------------------
     def process_identity(self, service: str = "server") -> tuple[int, str, int]:
         """(host pid, start time, restart count) of the service's process: if any of them
         changed, the process died (or was restarted) in between."""
@@ -391,24 +270,6 @@ fi"""
         exit_code, output = self.container(service).exec_run(test[1:] if test[0] == "CMD"
                                                                else ["sh", "-c", test[1]])
         return exit_code, output.decode(errors="replace").strip()
-
-    def crash(self, service: str) -> None:
-        """SIGKILL the service's process from outside, as a crash ends it. (`docker kill`
-        counts as a deliberate stop, which a restart policy leaves alone.) A helper in the
-        host's PID namespace with only CAP_KILL sends the signal."""
-        pid = self.process_identity(service)[0]
-        helper = self.docker.containers.run(
-            f"sockets-lab/tools:{self.image_tag}", ["sh", "-c", f"kill -KILL {pid}"],
-            detach=True, pid_mode="host", user="0", cap_drop=["ALL"], cap_add=["KILL"],
-            read_only=True, security_opt=["no-new-privileges:true"], network_mode="none",
-            labels=self._oneoff_labels())
-        try:
-            status = helper.wait(timeout=30)
-            output = helper.logs().decode(errors="replace").strip()
-        finally:
-            helper.remove(force=True)
-        if status["StatusCode"] != 0:
-            raise StackError(f"could not kill {service}'s process {pid}: {output}")
 
     def memory_bytes(self, service: str) -> int:
         """The service's memory as `docker stats` counts it: usage less inactive page cache."""

@@ -1,0 +1,122 @@
+"""One-off containers beside a stack: clients, test peers and tools, on the stack's network,
+hardened as ``compose.yaml`` hardens its services (read from the compose model, not copied)."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker.types
+from docker.models.containers import Container
+
+from .stack import ROOT, Stack, StackError
+
+# compose.yaml's service keys that harden a container, by the Docker SDK's name for each.
+HARDENING_KEYS = {"read_only": "read_only", "cap_drop": "cap_drop",
+                  "security_opt": "security_opt", "user": "user", "pids_limit": "pids_limit",
+                  "mem_limit": "mem_limit", "ulimits": "ulimits"}
+
+
+@dataclass
+class ClientResult:
+    """What a one-off client container did: its exit status, its JSON result, its output."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    data: dict = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["data"][name]
+        except KeyError:
+            raise AttributeError(f"client result has no {name!r}; it was: {self}") from None
+
+    def __str__(self) -> str:
+        return (f"exit {self.exit_code}; stdout: {self.stdout.strip()[-2000:]!r}; "
+                f"stderr: {self.stderr.strip()[-2000:]!r}")
+
+
+class ClientRun:
+    """A one-off client container started in the background; ``wait()`` collects its result."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+
+    def logs(self) -> str:
+        return self.container.logs(stdout=True, stderr=True).decode(errors="replace")
+
+    def wait(self, timeout_s: float = 120) -> ClientResult:
+        try:
+            status = self.container.wait(timeout=timeout_s)
+        except Exception as exc:  # requests' ReadTimeout, or the engine went away
+            raise StackError(f"client {self.container.short_id} did not finish within "
+                             f"{timeout_s:g}s ({exc}); output so far: {self.logs()[-2000:]}"
+                             ) from None
+        stdout = self.container.logs(stdout=True, stderr=False).decode(errors="replace")
+        stderr = self.container.logs(stdout=False, stderr=True).decode(errors="replace")
+        data: dict = {}
+        lines = stdout.strip().splitlines()
+        if lines:
+            with contextlib.suppress(json.JSONDecodeError):
+                data = json.loads(lines[-1])
+        return ClientResult(status["StatusCode"], stdout, stderr, data)
+
+
+@functools.cache
+def lab_hardening() -> dict[str, Any]:
+    """The client service's hardening in the lab's ``compose.yaml``, as Docker SDK options
+    (from `docker compose config`, so a change there reaches every one-off container too)."""
+    proc = subprocess.run(["docker", "compose", "--project-directory", str(ROOT), "--file",
+                           str(ROOT / "compose.yaml"), "config", "--format", "json"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    if proc.returncode != 0:
+        raise StackError(f"`docker compose config` failed: {proc.stderr.strip()[-2000:]}")
+    service = json.loads(proc.stdout)["services"]["client"]
+    options = {sdk: service[key] for key, sdk in HARDENING_KEYS.items() if key in service}
+    if "ulimits" in options:
+        options["ulimits"] = [docker.types.Ulimit(name=name, soft=limit["soft"],
+                                                  hard=limit["hard"])
+                              for name, limit in options["ulimits"].items()]
+    return options
+
+
+class OneOffClients(Stack):
+    """Starting containers of the lab's images on the stack's network."""
+
+    @property
+    def hardening(self) -> dict[str, Any]:
+        return lab_hardening()
+
+    def start_container(self, image: str, command: list[str], **options: Any) -> ClientRun:
+        """A one-off container on the stack's network, hardened like the services unless
+        ``options`` say otherwise, labelled so that teardown removes it."""
+        container = self.docker.containers.run(
+            f"sockets-lab/{image}:{self.image_tag}", command, detach=True,
+            network=self.network_name, labels=self.oneoff_labels(), **{**self.hardening,
+                                                                        **options})
+        self._oneoffs.append(container)
+        return ClientRun(container)
+
+    def start_client(self, *args: str, json_output: bool = True) -> ClientRun:
+        """Start a one-off client container on the stack's network."""
+        return self.start_container("client", [*args, "--json"] if json_output else list(args))
+
+    def start_python(self, source: str, *args: str) -> ClientRun:
+        """Run a stdlib Python script (e.g. a test peer) in a one-off container on the network."""
+        return self.start_container("client", list(args), entrypoint=["python3", "-c", source])
+
+    def run_client(self, *args: str, timeout_s: float = 120,
+                   json_output: bool = True) -> ClientResult:
+        """Run a client subcommand to completion and return its result."""
+        run = self.start_client(*args, json_output=json_output)
+        try:
+            return run.wait(timeout_s)
+        finally:
+            run.container.remove(force=True)
+            self._oneoffs.remove(run.container)
+
