@@ -6,6 +6,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +18,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "services"
 START_TIMEOUT_S = 10
+SOCKET_TIMEOUT_S = 5
+
+
+def connect(port: int, host: str = "127.0.0.1") -> socket.socket:
+    """A client socket to a local server, with a timeout (every socket in a test has one)."""
+    return socket.create_connection((host, port), timeout=SOCKET_TIMEOUT_S)
+
+
+def read_all(sock: socket.socket) -> bytes:
+    """Everything until the server closes its side."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class LocalServer:

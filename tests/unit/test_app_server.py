@@ -11,6 +11,7 @@ from framing_cases import INVALID, LIMIT
 from lab import framing
 from labclient import app
 from labclient.errors import ProtocolError
+from labclient.transport import Target
 
 TIMEOUT_S = 5
 
@@ -21,8 +22,8 @@ def app_server(make_server):
 
 
 def ask(server, action: str, value: str | None = None, **options) -> dict:
-    return app.run("127.0.0.1", server.ports["app"], socket.AF_UNSPEC, action, value,
-                   deadline_s=2, timeout_s=TIMEOUT_S, **options)
+    return app.run(Target("127.0.0.1", server.ports["app"], socket.AF_UNSPEC, 2, TIMEOUT_S),
+                   action, value, **options)
 
 
 @pytest.mark.parametrize(("action", "value", "result"), [
@@ -90,8 +91,8 @@ def tutorial_server():
 
 def test_our_client_works_against_the_tutorials_server(tutorial_server: int) -> None:
     def ask_tutorial(*args, **options) -> dict:
-        return app.run("127.0.0.1", tutorial_server, socket.AF_UNSPEC, *args, deadline_s=2,
-                       timeout_s=TIMEOUT_S, **options)
+        return app.run(Target("127.0.0.1", tutorial_server, socket.AF_UNSPEC, 2, TIMEOUT_S),
+                       *args, **options)
 
     assert ask_tutorial("search", "ring")["result"].startswith("In the caves")
     assert ask_tutorial("echo", "hello", binary=True)["result"] == (

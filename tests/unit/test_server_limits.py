@@ -16,28 +16,17 @@ import threading
 import time
 
 import pytest
-from conftest import SERVICES, LocalServer
+from conftest import SERVICES, LocalServer, connect, read_all
 from lab import framing
 
 TIMEOUT_S = 5
-
-
-def connect(port: int, host: str = "127.0.0.1") -> socket.socket:
-    return socket.create_connection((host, port), timeout=TIMEOUT_S)
-
-
-def read_until_closed(sock: socket.socket) -> bytes:
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def closed_by_server(sock: socket.socket) -> bool:
     """Does the server close this connection (an end of stream, or a reset) within the
     timeout? Whatever it sends first is read and ignored."""
     try:
-        read_until_closed(sock)
+        read_all(sock)
     except ConnectionResetError:
         pass
     except TimeoutError:
@@ -139,7 +128,7 @@ def test_over_the_memory_budget_the_connections_holding_most_are_closed(make_ser
     line = server.expect("over the memory budget of 3145728: closing it")
     assert "holds 1024" in line  # the largest holder (1000 KiB plus its header) first
     closed = {size: sock for size, sock in holders if size == 1000 << 10}
-    assert error_codes(read_until_closed(closed[1000 << 10])) == ["memory-budget"]
+    assert error_codes(read_all(closed[1000 << 10])) == ["memory-budget"]
     for size, sock in holders:  # the others keep their connections and finish their frames
         if size != 1000 << 10:
             sock.sendall(b"\0" * ((1 << 20) - size))
@@ -159,7 +148,7 @@ def test_a_client_that_never_speaks_is_closed_after_the_first_byte_timeout(make_
     talker.sendall(b"hi")
     assert talker.recv(10) == b"hi"
     started = time.monotonic()
-    assert read_until_closed(silent) == b""
+    assert read_all(silent) == b""
     assert 0.9 <= time.monotonic() - started < 3
     server.expect("reason=no data within 1s of connecting")
     time.sleep(1.5)  # the one that spoke is still open
@@ -222,7 +211,7 @@ def test_a_flood_of_bad_frames_is_summarised_not_logged_line_by_line(make_server
     for _ in range(40):
         with connect(server.ports["app"]) as sock:
             sock.sendall(b"\x00\x05[[[[[")
-            assert error_codes(read_until_closed(sock)) == ["header-not-json"]
+            assert error_codes(read_all(sock)) == ["header-not-json"]
     assert server.terminate() == 0
     server.expect("stopped: ")
     lines = [line for line in server.seen if "bad frame from peer=" in line]

@@ -9,20 +9,9 @@ import subprocess
 import sys
 import time
 
-from conftest import SERVICES
+from conftest import SERVICES, connect, read_all
 
 TIMEOUT_S = 5
-
-
-def connect(port: int, host: str = "127.0.0.1") -> socket.socket:
-    return socket.create_connection((host, port), timeout=TIMEOUT_S)
-
-
-def read_all(sock: socket.socket) -> bytes:
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def test_sigterm_with_idle_clients_exits_0_promptly(local_server) -> None:

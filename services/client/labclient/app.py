@@ -15,8 +15,9 @@ from typing import Any
 from lab import appproto, framing
 
 from .errors import DataMismatch, ProtocolError
+from .results import AppManyResult, AppResult
 from .sessions import AppSession, drive
-from .transport import connect
+from .transport import Target, connect
 
 
 @dataclass(frozen=True)
@@ -68,21 +69,20 @@ def build_requests(action: str, value: str | None, count: int, binary: bool,
     return requests
 
 
-def exchange(host: str, port: int, family: int, requests: list[Request], deadline_s: float,
-             timeout_s: float) -> dict:
+def exchange(target: Target, requests: list[Request]) -> AppResult:
     """Send ``requests`` and check every reply; pipelined, falling back as described above."""
     replies: list[framing.Message] = []
     connections, pipelined, info = 0, True, None
     started = time.perf_counter()
     while len(replies) < len(requests):
         todo = requests[len(replies):] if pipelined else requests[len(replies):len(replies) + 1]
-        sock, attempts = connect(host, port, family, deadline_s, timeout_s)
+        sock, attempts = connect(target)
         connections += 1
         with sock:
             session = AppSession(sock, [r.wire for r in todo], attempts)
             info = info or {**session.info, "attempts": attempts}
             try:
-                drive([session], timeout_s)
+                drive([session], target.timeout_s)
             except framing.RemoteProtocolError as exc:
                 raise ProtocolError(f"bad reply from {session.where}: {exc}", **session.info
                                     ) from None
@@ -94,24 +94,22 @@ def exchange(host: str, port: int, family: int, requests: list[Request], deadlin
             pipelined = False
     results = [req.check(reply, i) for i, (req, reply) in enumerate(zip(requests, replies,
                                                                            strict=True))]
-    return {"command": "app", **(info or {}), "requests": len(requests),
-            "connections_used": connections, "pipelined": pipelined and len(requests) > 1,
-            "binary": requests[0].binary, "result": results[0],
-            "results": results if len(results) > 1 else None,
-            "elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
+    return AppResult(**(info or {}), requests=len(requests), connections_used=connections,
+                     pipelined=pipelined and len(requests) > 1, binary=requests[0].binary,
+                     result=results[0], results=results if len(results) > 1 else None,
+                     elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
 
 
-def exchange_many(host: str, port: int, family: int, requests: list[Request], connections: int,
-                  deadline_s: float, timeout_s: float) -> dict:
+def exchange_many(target: Target, requests: list[Request], connections: int) -> AppManyResult:
     """``connections`` clients at once, each pipelining all ``requests`` on its own connection."""
     sessions: list[AppSession] = []
     started = time.perf_counter()
     try:
         for _ in range(connections):
-            sock, attempts = connect(host, port, family, deadline_s, timeout_s)
+            sock, attempts = connect(target)
             sessions.append(AppSession(sock, [r.wire for r in requests], attempts))
         try:
-            drive(sessions, timeout_s)
+            drive(sessions, target.timeout_s)
         except framing.RemoteProtocolError as exc:
             raise ProtocolError(f"bad reply: {exc}") from None
     finally:
@@ -125,19 +123,20 @@ def exchange_many(host: str, port: int, family: int, requests: list[Request], co
         for i, (req, reply) in enumerate(zip(requests, session.replies, strict=True)):
             req.check(reply, i)
         complete += 1
-    return {"command": "app", "connections": connections, "completed": complete,
-            "requests_per_connection": len(requests), "all_ok": complete == connections,
-            "peers": sorted({s.info["peer_ip"] for s in sessions}),
-            "elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
+    return AppManyResult(connections=connections, completed=complete,
+                         requests_per_connection=len(requests), all_ok=complete == connections,
+                         peers=sorted({s.info["peer_ip"] for s in sessions}),
+                         elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
 
 
-def run(host: str, port: int, family: int, action: str, value: str | None, *, pipeline: int = 1,
-        binary: bool = False, encoding: str = "utf-8", connections: int = 1,
-        deadline_s: float = 30.0, timeout_s: float = 10.0) -> dict:
+def run(target: Target, action: str, value: str | None, *, pipeline: int = 1,
+        binary: bool = False, encoding: str = "utf-8",
+        connections: int = 1) -> AppResult | AppManyResult:
     """The ``app`` subcommand: build the requests, send them, return the checked result."""
     requests = build_requests(action, value, pipeline, binary, encoding)
     if connections > 1:
-        result = exchange_many(host, port, family, requests, connections, deadline_s, timeout_s)
+        result: AppResult | AppManyResult = exchange_many(target, requests, connections)
     else:
-        result = exchange(host, port, family, requests, deadline_s, timeout_s)
-    return {**result, "action": action, "value": value}
+        result = exchange(target, requests)
+    result.update(action=action, value=value)
+    return result

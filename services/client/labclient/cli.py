@@ -12,14 +12,15 @@ import json
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from lab import framing, settings
 
 from . import app, demo, exchanges, raw
 from .config import ClientConfig
 from .errors import EXIT_USAGE, ClientError
-from .report import summarize
-from .transport import FAMILIES, retry_exchange
+from .results import RepeatResult, Result
+from .transport import FAMILIES, Target, retry_exchange
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|k|kib|kb|m|mib|mb)?\s*$", re.IGNORECASE)
 _SCALE = {None: 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "kb": 1 << 10,
@@ -44,6 +45,111 @@ def positive_int(text: str) -> int:
     return value
 
 
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: its help, its own options, how it runs, and whether ``--retries`` and
+    ``--repeat`` apply (idempotent exchanges only)."""
+
+    help: str
+    port: str  # which of the client's port settings is its default ("" for none)
+    add_options: Callable[[argparse.ArgumentParser, ClientConfig], None]
+    run: Callable[[argparse.Namespace, Target], Result]
+    retried: bool = False
+
+
+def _echo_options(p: argparse.ArgumentParser, cfg: ClientConfig) -> None:
+    p.add_argument("--size", type=parse_size, default=parse_size("64KiB"),
+                   help="payload size, e.g. 4096, 64KiB, 1MiB (64KiB)")
+    p.add_argument("--connections", type=positive_int, default=1, metavar="N",
+                   help="N clients at once, each with its own payload (%(default)s)")
+    p.add_argument("--pace", type=float, default=0.0, metavar="S",
+                   help="a slow sender: pause S seconds between 64 KiB chunks (%(default)s)")
+
+
+def _echo(args: argparse.Namespace, target: Target) -> Result:
+    if args.connections > 1:
+        return exchanges.tcp_echo_many(target, args.size, args.connections)
+    return exchanges.tcp_echo(target, args.size, args.pace)
+
+
+def _udp_options(p: argparse.ArgumentParser, cfg: ClientConfig) -> None:
+    p.add_argument("--size", type=parse_size, default=512, help="datagram size (512)")
+    p.add_argument("--count", type=positive_int, default=3, help="datagrams (%(default)s)")
+    p.add_argument("--retries", type=int, default=5,
+                   help="resends of a datagram whose echo is lost (%(default)s)")
+    p.add_argument("--reply-timeout", type=float, default=1.0, metavar="S",
+                   help="wait this long for each echo before resending (%(default)s)")
+
+
+def _udp(args: argparse.Namespace, target: Target) -> Result:
+    return exchanges.udp_echo(target, args.size, args.count, args.retries, args.reply_timeout)
+
+
+def _app_options(p: argparse.ArgumentParser, cfg: ClientConfig) -> None:
+    p.add_argument("action", help="search, echo, reverse or whoami (the server answers an "
+                   "error for anything else)")
+    p.add_argument("value", nargs="?", default=None, help="the action's value")
+    p.add_argument("--binary", action="store_true",
+                   help="send a binary request instead (the tutorial's: action+value as bytes)")
+    p.add_argument("--pipeline", type=positive_int, default=1, metavar="N",
+                   help="send N requests back to back on one connection (%(default)s)")
+    p.add_argument("--connections", type=positive_int, default=1, metavar="N",
+                   help="N clients at once, each sending its requests (%(default)s)")
+    p.add_argument("--encoding", default="utf-8",
+                   help="text encoding of the JSON content (%(default)s)")
+
+
+def _app(args: argparse.Namespace, target: Target) -> Result:
+    return app.run(target, args.action, args.value, pipeline=args.pipeline, binary=args.binary,
+                   encoding=args.encoding, connections=args.connections)
+
+
+def _raw_options(p: argparse.ArgumentParser, cfg: ClientConfig) -> None:
+    p.add_argument("--hex", dest="payloads", action="append", type=bytes.fromhex,
+                   required=True, metavar="HEX",
+                   help="bytes to send, in hex; repeat for several connections in turn")
+    p.add_argument("--half-close", action="store_true",
+                   help="shut down our sending side after the bytes")
+
+
+def _raw(args: argparse.Namespace, target: Target) -> Result:
+    return raw.run(target, args.payloads, args.half_close)
+
+
+def _no_options(p: argparse.ArgumentParser, cfg: ClientConfig) -> None:
+    pass
+
+
+def _greet(args: argparse.Namespace, target: Target) -> Result:
+    return exchanges.greet(target)
+
+
+def _demo_options(p: argparse.ArgumentParser, cfg: ClientConfig) -> None:
+    for name in DEMO_PORTS:
+        p.add_argument(f"--{name}-port", type=int, default=getattr(cfg, f"{name}_port"),
+                       help="(%(default)s)")
+
+
+def _demo(args: argparse.Namespace, target: Target) -> Result:
+    say = (lambda line: None) if args.json else (lambda line: print(line, flush=True))
+    return demo.run(target, {name: getattr(args, f"{name}_port") for name in DEMO_PORTS}, say)
+
+
+DEMO_PORTS = ("echo", "udp", "greet", "app")
+COMMANDS = {
+    "echo": Command("TCP echo: send random bytes, check they come back intact", "echo_port",
+                    _echo_options, _echo, retried=True),
+    "udp": Command("UDP echo: datagrams out and back", "udp_port", _udp_options, _udp),
+    "app": Command("framed application protocol: search, echo, reverse, whoami", "app_port",
+                   _app_options, _app, retried=True),
+    "raw": Command("send raw bytes (hex), show what comes back: like nc, and framed replies "
+                   "decoded", "app_port", _raw_options, _raw),
+    "greet": Command("read the greeting line", "greet_port", _no_options, _greet, retried=True),
+    "demo": Command("every exchange over IPv4 and IPv6, narrated (the container's default)", "",
+                    _demo_options, _demo),
+}
+
+
 def build_parser(cfg: ClientConfig) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labclient", description=__doc__.split("\n\n")[0],
@@ -59,111 +165,41 @@ def build_parser(cfg: ClientConfig) -> argparse.ArgumentParser:
                              "(%(default)s)")
     common.add_argument("--json", action="store_true", help="print the result as one JSON line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    echo = sub.add_parser("echo", parents=[common], help="TCP echo: send random bytes, "
-                          "check they come back intact")
-    echo.add_argument("--port", type=int, default=cfg.echo_port, help="(%(default)s)")
-    echo.add_argument("--size", type=parse_size, default=parse_size("64KiB"),
-                      help="payload size, e.g. 4096, 64KiB, 1MiB (64KiB)")
-    echo.add_argument("--connections", type=positive_int, default=1, metavar="N",
-                      help="N clients at once, each with its own payload (%(default)s)")
-    echo.add_argument("--pace", type=float, default=0.0, metavar="S",
-                      help="a slow sender: pause S seconds between 64 KiB chunks (%(default)s)")
-
-    udp = sub.add_parser("udp", parents=[common], help="UDP echo: datagrams out and back")
-    udp.add_argument("--port", type=int, default=cfg.udp_port, help="(%(default)s)")
-    udp.add_argument("--size", type=parse_size, default=512, help="datagram size (512)")
-    udp.add_argument("--count", type=positive_int, default=3, help="datagrams (%(default)s)")
-    udp.add_argument("--retries", type=int, default=5,
-                     help="resends of a datagram whose echo is lost (%(default)s)")
-    udp.add_argument("--reply-timeout", type=float, default=1.0, metavar="S",
-                     help="wait this long for each echo before resending (%(default)s)")
-
-    app = sub.add_parser("app", parents=[common], help="framed application protocol: search, "
-                         "echo, reverse, whoami")
-    app.add_argument("action", help="search, echo, reverse or whoami (the server answers an "
-                     "error for anything else)")
-    app.add_argument("value", nargs="?", default=None, help="the action's value")
-    app.add_argument("--port", type=int, default=cfg.app_port, help="(%(default)s)")
-    app.add_argument("--binary", action="store_true",
-                     help="send a binary request instead (the tutorial's: action+value as bytes)")
-    app.add_argument("--pipeline", type=positive_int, default=1, metavar="N",
-                     help="send N requests back to back on one connection (%(default)s)")
-    app.add_argument("--connections", type=positive_int, default=1, metavar="N",
-                     help="N clients at once, each sending its requests (%(default)s)")
-    app.add_argument("--encoding", default="utf-8",
-                     help="text encoding of the JSON content (%(default)s)")
-
-    raw = sub.add_parser("raw", parents=[common], help="send raw bytes (hex), show what comes "
-                         "back: like nc, and framed replies decoded")
-    raw.add_argument("--port", type=int, default=cfg.app_port, help="(%(default)s)")
-    raw.add_argument("--hex", dest="payloads", action="append", type=bytes.fromhex,
-                     required=True, metavar="HEX",
-                     help="bytes to send, in hex; repeat for several connections in turn")
-    raw.add_argument("--half-close", action="store_true",
-                     help="shut down our sending side after the bytes")
-
-    greet = sub.add_parser("greet", parents=[common], help="read the greeting line")
-    greet.add_argument("--port", type=int, default=cfg.greet_port, help="(%(default)s)")
-    for retried in (echo, app, greet):
-        retried.add_argument("--retries", type=int, default=2, metavar="N",
-                             help="run the exchange again up to N times if the connection is "
-                                  "lost or stalls (%(default)s)")
-        retried.add_argument("--repeat", type=positive_int, default=1, metavar="N",
-                             help="do the whole exchange N times, each checked (%(default)s)")
-
-    dem = sub.add_parser("demo", parents=[common], help="every exchange over IPv4 and IPv6, "
-                         "narrated (the container's default)")
-    dem.add_argument("--echo-port", type=int, default=cfg.echo_port, help="(%(default)s)")
-    dem.add_argument("--udp-port", type=int, default=cfg.udp_port, help="(%(default)s)")
-    dem.add_argument("--greet-port", type=int, default=cfg.greet_port, help="(%(default)s)")
-    dem.add_argument("--app-port", type=int, default=cfg.app_port, help="(%(default)s)")
+    for name, command in COMMANDS.items():
+        p = sub.add_parser(name, parents=[common], help=command.help)
+        if command.port:
+            p.add_argument("--port", type=int, default=getattr(cfg, command.port),
+                           help="(%(default)s)")
+        command.add_options(p, cfg)
+        if command.retried:
+            p.add_argument("--retries", type=int, default=2, metavar="N",
+                           help="run the exchange again up to N times if the connection is "
+                                "lost or stalls (%(default)s)")
+            p.add_argument("--repeat", type=positive_int, default=1, metavar="N",
+                           help="do the whole exchange N times, each checked (%(default)s)")
     return parser
 
 
-def run_command(args: argparse.Namespace) -> dict:
-    family = FAMILIES[args.family]
-    if args.command == "udp":
-        return exchanges.udp_echo(args.host, args.port, family, args.size, args.count,
-                                  args.retries, args.reply_timeout, args.deadline)
-    if args.command == "raw":
-        return raw.run(args.host, args.port, family, args.payloads, args.half_close,
-                       args.deadline, args.timeout)
-    if args.command == "demo":
-        ports = {"echo": args.echo_port, "udp": args.udp_port, "greet": args.greet_port,
-                 "app": args.app_port}
-        say = (lambda line: None) if args.json else (lambda line: print(line, flush=True))
-        return demo.run(args.host, ports, args.deadline, args.timeout, say)
-    return repeat(args, lambda: one_exchange(args, family))
+def run_command(args: argparse.Namespace) -> Result:
+    command = COMMANDS[args.command]
+    target = Target(args.host, getattr(args, "port", 0), FAMILIES[args.family], args.deadline,
+                    args.timeout)
+    if not command.retried:
+        return command.run(args, target)
+    return repeat(args, lambda: command.run(args, target))
 
 
-def one_exchange(args: argparse.Namespace, family: int) -> dict:
-    """One echo, greet or app exchange, as the options describe it (retried by the caller)."""
-    if args.command == "echo":
-        if args.connections > 1:
-            return exchanges.tcp_echo_many(args.host, args.port, family, args.size,
-                                           args.connections, args.deadline, args.timeout)
-        return exchanges.tcp_echo(args.host, args.port, family, args.size, args.deadline,
-                                  args.timeout, args.pace)
-    if args.command == "greet":
-        return exchanges.greet(args.host, args.port, family, args.deadline, args.timeout)
-    return app.run(args.host, args.port, family, args.action, args.value,
-                   pipeline=args.pipeline, binary=args.binary, encoding=args.encoding,
-                   connections=args.connections, deadline_s=args.deadline,
-                   timeout_s=args.timeout)
-
-
-def repeat(args: argparse.Namespace, exchange: Callable[[], dict]) -> dict:
+def repeat(args: argparse.Namespace, exchange: Callable[[], Result]) -> Result:
     """``--repeat N`` times ``exchange`` (each retried per ``--retries``); one summary."""
     results = [retry_exchange(f"{args.command} {i + 1} of {args.repeat}", exchange,
                               args.retries, args.deadline) for i in range(args.repeat)]
     if args.repeat == 1:
         return results[0]
     last = results[-1]
-    return {**{k: last[k] for k in ("family", "local_ip", "local_port", "peer_ip", "peer_port")
-               if k in last},
-            "command": args.command, "repeats": args.repeat, "completed": len(results),
-            "retried": sum(r["retries"] for r in results), "all_ok": True, "last": last}
+    return RepeatResult({k: last[k] for k in ("family", "local_ip", "local_port", "peer_ip",
+                                               "peer_port") if k in last},
+                        command=args.command, repeats=args.repeat, completed=len(results),
+                        retried=sum(r["retries"] for r in results), all_ok=True, last=last)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"ok": True, **result}))
     elif args.command != "demo":
-        print(summarize(result))
+        print(result.summary())
     if args.command == "demo" and not result["crossed_hosts"]:
         print("client: error: the demo's exchanges did not all cross hosts", file=sys.stderr)
         return 1

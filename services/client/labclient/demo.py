@@ -8,8 +8,8 @@ from collections.abc import Callable
 from lab.netinfo import is_loopback, local_addresses, plain_ip
 
 from . import app, exchanges
-from .report import summarize
-from .transport import retrying
+from .results import DemoResult, Result
+from .transport import Target, retrying
 
 DEMO_ECHO_BYTES = 64 << 10
 
@@ -22,17 +22,18 @@ def _addresses(host: str, family: int) -> list[str]:
     return sorted({plain_ip(info[4][0]) for info in infos})
 
 
-def crossed_hosts(result: dict, mine: list[str]) -> bool:
+def crossed_hosts(result: Result, mine: list[str]) -> bool:
     """Did this exchange leave this host? Our end is ours; theirs is not, nor loopback."""
     return (result["local_ip"] in mine and result["peer_ip"] not in mine
             and not is_loopback(result["peer_ip"]))
 
 
-def run(host: str, ports: dict[str, int], deadline_s: float, timeout_s: float,
-        say: Callable[[str], None] = print) -> dict:
+def run(target: Target, ports: dict[str, int], say: Callable[[str], None] = print) -> DemoResult:
+    """Every exchange with ``target.host`` over each IP version it has, on ``ports``."""
+    host = target.host
     me, mine = socket.gethostname(), local_addresses()
     say(f"== sockets lab demo: client {me} ({', '.join(mine)}) -> server '{host}' ==")
-    retrying(f"{host} (DNS)", lambda: socket.getaddrinfo(host, None), deadline_s)
+    retrying(f"{host} (DNS)", lambda: socket.getaddrinfo(host, None), target.deadline_s)
     a, aaaa = _addresses(host, socket.AF_INET), _addresses(host, socket.AF_INET6)
     say(f"'{host}' resolves to  A {', '.join(a) or '-'}   AAAA {', '.join(aaaa) or '-'}")
     families = [(socket.AF_INET, "IPv4")] if a else []
@@ -44,18 +45,16 @@ def run(host: str, ports: dict[str, int], deadline_s: float, timeout_s: float,
     results = []
     for family, label in families:
         say(f"-- over {label} --")
+        at = {name: target.at(port, family) for name, port in ports.items()}
         for result in (
-            exchanges.tcp_echo(host, ports["echo"], family, DEMO_ECHO_BYTES, deadline_s, timeout_s),
-            exchanges.udp_echo(host, ports["udp"], family, 512, 3, 5, 1.0, deadline_s),
-            exchanges.greet(host, ports["greet"], family, deadline_s, timeout_s),
-            app.run(host, ports["app"], family, "search", "ring", deadline_s=deadline_s,
-                    timeout_s=timeout_s),
-            app.run(host, ports["app"], family, "reverse", "Hello, world!",
-                    deadline_s=deadline_s, timeout_s=timeout_s),
-            app.run(host, ports["app"], family, "whoami", None, deadline_s=deadline_s,
-                    timeout_s=timeout_s),
+            exchanges.tcp_echo(at["echo"], DEMO_ECHO_BYTES),
+            exchanges.udp_echo(at["udp"], 512, 3, 5, 1.0),
+            exchanges.greet(at["greet"]),
+            app.run(at["app"], "search", "ring"),
+            app.run(at["app"], "reverse", "Hello, world!"),
+            app.run(at["app"], "whoami", None),
         ):
-            say("  " + summarize(result))
+            say("  " + result.summary())
             results.append(result)
 
     crossed = all(crossed_hosts(r, mine) for r in results)
@@ -65,6 +64,6 @@ def run(host: str, ports: dict[str, int], deadline_s: float, timeout_s: float,
             f"({', '.join(mine)}) to another ({', '.join(peers)}); none used loopback.")
     else:
         say(f"verdict: NOT every exchange crossed hosts (peers {', '.join(peers)})")
-    return {"command": "demo", "client": me, "client_addresses": mine, "server_a": a,
-            "server_aaaa": aaaa, "crossed_hosts": crossed, "exchanges": results}
+    return DemoResult(client=me, client_addresses=mine, server_a=a, server_aaaa=aaaa,
+                      crossed_hosts=crossed, exchanges=results)
 

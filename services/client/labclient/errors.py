@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-EXIT_OK = 0
 EXIT_USAGE = 2  # argparse's own
 EXIT_UNREACHABLE = 3
 EXIT_TIMED_OUT = 4

@@ -1,7 +1,5 @@
-"""One function per listener: do one exchange, check it, return a result dict.
-
-Results are plain dicts so the CLI can print them for people or as JSON for the tests.
-A failed check raises a ``ClientError`` carrying what was observed.
+"""One function per listener: do one exchange with a ``Target``, check it, return its result
+(``results.py``). A failed check raises a ``ClientError`` carrying what was observed.
 """
 
 from __future__ import annotations
@@ -14,27 +12,27 @@ from lab.greeting import parse_greeting
 from lab.netinfo import endpoint, plain_ip
 
 from .errors import DataMismatch, ProtocolError, TimedOut, Unreachable, connection_lost
+from .results import EchoManyResult, EchoResult, GreetResult, UdpResult
 from .sessions import EchoSession, drive
-from .transport import connect, endpoints, resolve, retrying
+from .transport import Target, connect, endpoints, resolve, retrying
 
 GREETING_MAX_BYTES = 4096
 
 
-def tcp_echo(host: str, port: int, family: int, size: int, deadline_s: float,
-             timeout_s: float, pace_s: float = 0.0) -> dict:
+def tcp_echo(target: Target, size: int, pace_s: float = 0.0) -> EchoResult:
     """Send ``size`` random bytes, half-close, read the echo to EOF, compare length and digest.
 
     ``pace_s`` makes a slow sender: a pause between 64 KiB chunks.
     """
-    sock, attempts = connect(host, port, family, deadline_s, timeout_s)
+    sock, attempts = connect(target)
     with sock:
         client = EchoSession(sock, os.urandom(size), attempts, pace_s)
         started = time.perf_counter()
-        drive([client], timeout_s)
+        drive([client], target.timeout_s)
     if client.closed_early():
         raise Unreachable(f"echo {client.where}: the server closed after echoing "
                           f"{client.received_bytes} of {size} bytes", **client.info)
-    result = client.result()
+    result = EchoResult(client.result())
     result["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 3)
     if not result["digest_ok"]:
         raise DataMismatch(f"echo {client.where}: sent {size} bytes, got back "
@@ -42,8 +40,7 @@ def tcp_echo(host: str, port: int, family: int, size: int, deadline_s: float,
     return result
 
 
-def tcp_echo_many(host: str, port: int, family: int, size: int, connections: int,
-                  deadline_s: float, timeout_s: float) -> dict:
+def tcp_echo_many(target: Target, size: int, connections: int) -> EchoManyResult:
     """``connections`` clients at once, each with its own random payload; all must come back.
 
     All connect first, then one selectors loop sends every payload and reads every echo at the
@@ -52,28 +49,28 @@ def tcp_echo_many(host: str, port: int, family: int, size: int, connections: int
     clients: list[EchoSession] = []
     try:
         for _ in range(connections):
-            sock, attempts = connect(host, port, family, deadline_s, timeout_s)
+            sock, attempts = connect(target)
             clients.append(EchoSession(sock, os.urandom(size), attempts))
         started = time.perf_counter()
-        drive(clients, timeout_s)
+        drive(clients, target.timeout_s)
     finally:
         for client in clients:
             client.sock.close()
     results = [client.result() for client in clients]
-    summary = {
-        "command": "echo", "connections": connections, "completed": len(results),
+    summary = EchoManyResult({
+        "connections": connections, "completed": len(results),
         "distinct_payloads": len({r["sha256_sent"] for r in results}),
         "all_ok": all(r["digest_ok"] for r in results), "results": results,
         "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
-    }
+    })
     if not summary["all_ok"]:
         bad = sum(not r["digest_ok"] for r in results)
         raise DataMismatch(f"{bad} of {connections} echo clients got other bytes back", **summary)
     return summary
 
 
-def udp_echo(host: str, port: int, family: int, size: int, count: int, retries: int,
-             reply_timeout_s: float, deadline_s: float) -> dict:
+def udp_echo(target: Target, size: int, count: int, retries: int,
+             reply_timeout_s: float) -> UdpResult:
     """Send ``count`` datagrams one at a time; each must come back intact.
 
     UDP may lose a datagram (or its echo): we resend after ``reply_timeout_s``, up to ``retries``
@@ -82,8 +79,9 @@ def udp_echo(host: str, port: int, family: int, size: int, count: int, retries: 
     """
     size = max(size, 8)
     (fam, kind, proto, _, addr), _ = retrying(
-        f"{host}:{port}/udp", lambda: resolve(host, port, family, socket.SOCK_DGRAM)[0],
-        deadline_s)
+        f"{target}/udp",
+        lambda: resolve(target.host, target.port, target.family, socket.SOCK_DGRAM)[0],
+        target.deadline_s)
     resent = 0
     started = time.perf_counter()
     with socket.socket(fam, kind, proto) as sock:
@@ -105,9 +103,9 @@ def udp_echo(host: str, port: int, family: int, size: int, count: int, retries: 
             else:
                 raise TimedOut(f"{where}: no echo of datagram {seq} after {retries + 1} tries "
                                f"({reply_timeout_s:g}s each)", sent=seq, resent=resent, **info)
-    return {"command": "udp", **info, "datagrams": count, "size": size, "echoed": count,
-            "resent": resent, "digest_ok": True,
-            "elapsed_ms": round((time.perf_counter() - started) * 1000, 3)}
+    return UdpResult(**info, datagrams=count, size=size, echoed=count, resent=resent,
+                     digest_ok=True,
+                     elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
 
 
 def _await_echo(sock: socket.socket, payload: bytes, timeout_s: float) -> bool:
@@ -128,9 +126,9 @@ def _await_echo(sock: socket.socket, payload: bytes, timeout_s: float) -> bool:
     return False
 
 
-def greet(host: str, port: int, family: int, deadline_s: float, timeout_s: float) -> dict:
+def greet(target: Target) -> GreetResult:
     """Read the greeting line; check that it names our own address as the server saw it."""
-    sock, attempts = connect(host, port, family, deadline_s, timeout_s)
+    sock, attempts = connect(target)
     with sock:
         info = endpoints(sock)
         where = f"greet {endpoint((info['peer_ip'], info['peer_port']))}"
@@ -139,13 +137,13 @@ def greet(host: str, port: int, family: int, deadline_s: float, timeout_s: float
             while len(data) <= GREETING_MAX_BYTES and (chunk := sock.recv(1024)):
                 data += chunk
         except TimeoutError:
-            raise TimedOut(f"{where}: no greeting within {timeout_s:g}s", **info) from None
+            raise TimedOut(f"{where}: no greeting within {target.timeout_s:g}s", **info) from None
         except OSError as exc:
             raise connection_lost(where, exc, **info) from None
     line = data.decode("utf-8", "replace").strip()
     if not line:
         raise ProtocolError(f"{where}: the server closed without a greeting", **info)
     greeting = parse_greeting(line)
-    return {"command": "greet", **info, "line": line, "attempts": attempts,
-            "names_me": greeting is not None and greeting.client == endpoint(
-                (info["local_ip"], info["local_port"]))}
+    return GreetResult(**info, line=line, attempts=attempts,
+                       names_me=greeting is not None and greeting.client == endpoint(
+                           (info["local_ip"], info["local_port"])))

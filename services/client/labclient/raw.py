@@ -11,7 +11,8 @@ import socket
 
 from lab import framing
 
-from .transport import connect, endpoints
+from .results import RawProbe, RawResult
+from .transport import Target, connect, endpoints
 
 
 def _frames(data: bytes) -> list[dict]:
@@ -28,9 +29,8 @@ def _frames(data: bytes) -> list[dict]:
     return found
 
 
-def probe(host: str, port: int, family: int, payload: bytes, half_close: bool,
-          deadline_s: float, timeout_s: float) -> dict:
-    sock, attempts = connect(host, port, family, deadline_s, timeout_s)
+def probe(target: Target, payload: bytes, half_close: bool) -> RawProbe:
+    sock, attempts = connect(target)
     received = bytearray()
     closed = reset = False
     with sock:
@@ -46,14 +46,14 @@ def probe(host: str, port: int, family: int, payload: bytes, half_close: bool,
             pass  # the server kept the connection open: reported as not closed
         except (ConnectionResetError, BrokenPipeError):
             closed = reset = True
-    return {"command": "raw", **info, "sent": len(payload), "received": len(received),
-            "text": received.decode("utf-8", "replace")[:4096], "replies": _frames(received),
-            "closed_by_server": closed, "reset": reset, "attempts": attempts}
+    return RawProbe(**info, sent=len(payload), received=len(received),
+                    text=received.decode("utf-8", "replace")[:4096], replies=_frames(received),
+                    closed_by_server=closed, reset=reset, attempts=attempts)
 
 
-def run(host: str, port: int, family: int, payloads: list[bytes], half_close: bool,
-        deadline_s: float, timeout_s: float) -> dict:
-    probes = [probe(host, port, family, p, half_close, deadline_s, timeout_s) for p in payloads]
-    return {**probes[0], "probes": probes} if len(probes) == 1 else {
-        "command": "raw", "probes": probes, **{k: probes[0][k] for k in (
-            "family", "local_ip", "local_port", "peer_ip", "peer_port")}}
+def run(target: Target, payloads: list[bytes], half_close: bool) -> RawResult:
+    probes = [probe(target, p, half_close) for p in payloads]
+    if len(probes) == 1:
+        return RawResult(probes[0], probes=probes)
+    return RawResult(probes=probes, **{k: probes[0][k] for k in (
+        "family", "local_ip", "local_port", "peer_ip", "peer_port")})

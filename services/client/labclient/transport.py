@@ -11,14 +11,35 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 
 from lab.netinfo import family_name, plain_ip
 
 from .errors import TimedOut, Unreachable
+from .results import Result
 
 FAMILIES = {"4": socket.AF_INET, "6": socket.AF_INET6, "any": socket.AF_UNSPEC}
 FIRST_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 2.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where an exchange goes and how long it may take: a server's name and port, the IP
+    version (``socket.AF_INET``, ``AF_INET6`` or ``AF_UNSPEC``), how long to keep retrying to
+    connect, and how long an exchange may make no progress."""
+
+    host: str
+    port: int
+    family: int = socket.AF_UNSPEC
+    deadline_s: float = 30.0
+    timeout_s: float = 10.0
+
+    def at(self, port: int, family: int | None = None) -> Target:
+        return replace(self, port=port, family=self.family if family is None else family)
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
 
 
 def _note(message: str) -> None:
@@ -63,15 +84,15 @@ def resolve(host: str, port: int, family: int, kind: int) -> list[tuple]:
     return infos
 
 
-def connect(host: str, port: int, family: int, deadline_s: float, timeout_s: float,
-            note: Callable[[str], None] = _note) -> tuple[socket.socket, int]:
-    """A connected TCP socket (with ``timeout_s`` set) and how many attempts it took."""
+def connect(target: Target, note: Callable[[str], None] = _note) -> tuple[socket.socket, int]:
+    """A connected TCP socket (with the target's timeout set) and how many attempts it took."""
 
     def attempt() -> socket.socket:
         last: OSError = OSError("no address")
-        for fam, kind, proto, _, addr in resolve(host, port, family, socket.SOCK_STREAM):
+        for fam, kind, proto, _, addr in resolve(target.host, target.port, target.family,
+                                                 socket.SOCK_STREAM):
             sock = socket.socket(fam, kind, proto)
-            sock.settimeout(timeout_s)
+            sock.settimeout(target.timeout_s)
             try:
                 sock.connect(addr)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -81,7 +102,7 @@ def connect(host: str, port: int, family: int, deadline_s: float, timeout_s: flo
                 last = exc
         raise last
 
-    sock, tries = retrying(f"{host}:{port}", attempt, deadline_s, note)
+    sock, tries = retrying(str(target), attempt, target.deadline_s, note)
     return sock, tries  # type: ignore[return-value]
 
 
@@ -97,8 +118,8 @@ def endpoints(sock: socket.socket) -> dict:
     }
 
 
-def retry_exchange(what: str, attempt: Callable[[], dict], retries: int, deadline_s: float,
-                   note: Callable[[str], None] = _note) -> dict:
+def retry_exchange(what: str, attempt: Callable[[], Result], retries: int, deadline_s: float,
+                   note: Callable[[str], None] = _note) -> Result:
     """Run an idempotent exchange; if the connection is lost or stalls, run it again (with
     backoff, at most ``retries`` more times). Wrong data or protocol errors are not retried."""
     delays = backoff_delays(time.monotonic() + deadline_s)
