@@ -272,11 +272,14 @@ class Stack:
         return exit_code, output.decode(errors="replace").strip()
 
     def memory_bytes(self, service: str) -> int:
-        """The service's memory as `docker stats` counts it: usage less inactive page cache."""
-        stats = self.container(service).stats(stream=False)["memory_stats"]
-        inactive = stats.get("stats", {}).get("inactive_file",
-                                              stats.get("stats", {}).get("total_inactive_file", 0))
-        return stats["usage"] - inactive
+        """The resident memory of the service's own process (VmRSS of the container's PID 1).
+        Not the container's cgroup usage: that also counts whatever else runs in it at that
+        moment, such as a health check probe (a Python process of about 14 MiB)."""
+        exit_code, output = self.container(service).exec_run(["cat", "/proc/1/status"])
+        match = re.search(rb"^VmRSS:\s+(\d+) kB", output, re.M)
+        if exit_code != 0 or match is None:
+            raise StackError(f"cannot read {service}'s memory: {output[-500:]!r}")
+        return int(match.group(1)) * 1024
 
     def server_log(self, since: int = 0) -> str:
         """The server's output, from character ``since`` on (see ``log_mark``)."""
