@@ -23,6 +23,7 @@ import socket
 from lab import appproto, framing
 from lab.netinfo import endpoint, plain_ip
 
+from .config import ServerConfig
 from .connection import Connection, Protocol
 
 TURN_REQUESTS = 32  # requests answered per loop turn; more pipelined ones wait for the next turn
@@ -36,8 +37,9 @@ class AppProtocol(Protocol):
                                            "later.")
     hostname = socket.gethostname()
 
-    def __init__(self, conn: Connection, max_content_bytes: int = framing.DEFAULT_MAX_CONTENT_BYTES,
-                 frame_deadline_s: float = 10.0) -> None:
+    def __init__(self, conn: Connection,
+                 max_content_bytes: int = ServerConfig.max_content_bytes,
+                 frame_deadline_s: float = ServerConfig.frame_deadline_s) -> None:
         super().__init__(conn)
         self.decoder = framing.MessageDecoder(max_content_bytes)
         self.frame_deadline_s = frame_deadline_s
