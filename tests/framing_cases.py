@@ -20,6 +20,12 @@ def raw_frame(header: object, content: bytes = b"", header_bytes: bytes | None =
     return struct.pack(">H", len(header_bytes)) + header_bytes + content
 
 
+def content_frame(content: bytes, encoding: str = "utf-8") -> bytes:
+    """``content`` framed as text/json in ``encoding``, whatever the bytes are."""
+    return raw_frame(header(**{"content-length": len(content), "content-encoding": encoding}),
+                     content)
+
+
 def header(**overrides: object) -> dict:
     base = {"byteorder": "big", "content-type": "text/json", "content-encoding": "utf-8",
             "content-length": 2}

@@ -12,16 +12,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE.parents[1] / "services")]
 
-from framing_cases import INVALID, VALID, header, raw_frame  # noqa: E402
+from framing_cases import INVALID, VALID, content_frame  # noqa: E402
 from lab import framing  # noqa: E402
 
 WHOLE, BYTEWISE, BY_7 = 0, 1, 7  # read sizes (0: all at once)
 LIMIT_4K, EOF = 0x08, 0x80
-
-
-def content_frame(content: bytes, encoding: str = "utf-8") -> bytes:
-    return raw_frame(header(**{"content-length": len(content), "content-encoding": encoding}),
-                     content)
 
 
 ISSUE = {

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import hostile_peers
 import pytest
-from framing_cases import header, raw_frame
+from framing_cases import content_frame, header, raw_frame
 from lab import defaults, framing
 from labserver.loop import HEALTH_SLOTS
 from labstack import ComposeStack, NotYet, wait_for
@@ -81,11 +81,6 @@ def _runs(wire: bytes) -> list[list]:
         return [[wire.hex(), 1]] if wire else []
     unit, start, end = best
     return [*_runs(wire[:start]), [unit.hex(), (end - start) // len(unit)], *_runs(wire[end:])]
-
-
-def content_frame(content: bytes, encoding: str = "utf-8") -> bytes:
-    return raw_frame(header(**{"content-length": len(content), "content-encoding": encoding}),
-                     content)
 
 
 ISSUE_INPUTS = {  # name: (bytes, the error the server must answer)

@@ -17,7 +17,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
-from framing_cases import header, raw_frame
+from framing_cases import content_frame, header, raw_frame
 from inmemory import APP_CODES, CODEC_CODES, MemoryConnection, error_code
 from lab import framing
 from labserver.app import AppProtocol
@@ -29,11 +29,6 @@ CONTENT = ServerConfig().max_content_bytes
 
 def app(**settings: object) -> MemoryConnection:
     return MemoryConnection(AppProtocol, **settings)
-
-
-def json_frame(content: bytes, encoding: str = "utf-8") -> bytes:
-    return raw_frame(header(**{"content-length": len(content), "content-encoding": encoding}),
-                     content)
 
 
 def only_error(conn: MemoryConnection) -> str:
@@ -53,7 +48,7 @@ def test_deeply_nested_header_is_an_error_reply_not_a_crash(depth: int) -> None:
 @pytest.mark.parametrize("depth", [999, 1000, 5000, 20_000])
 def test_deeply_nested_content_is_an_error_reply_not_a_crash(depth: int) -> None:
     conn = app()
-    conn.receive(json_frame(b'{"a":' + b"[" * depth + b"]" * depth + b"}"))
+    conn.receive(content_frame(b'{"a":' + b"[" * depth + b"]" * depth + b"}"))
     assert only_error(conn) == "too-deep"
 
 
@@ -102,7 +97,7 @@ def test_value_bound_is_exact_and_brackets_in_strings_do_not_count() -> None:
 ])
 def test_only_allowed_encodings_reach_a_codec(encoding: str) -> None:
     conn = app()
-    conn.receive(json_frame(b'{"action": "echo", "value": ".."}', encoding))
+    conn.receive(content_frame(b'{"action": "echo", "value": ".."}', encoding))
     assert only_error(conn) == "bad-encoding"
 
 
@@ -127,7 +122,7 @@ def test_a_result_the_encoding_cannot_carry_goes_as_json_escapes() -> None:
 
 def test_unique_encoding_names_do_not_grow_memory() -> None:
     """The old code passed every name to ``codecs.lookup``, which caches each one forever."""
-    frames = [json_frame(b"{}", f"enc-{i:028d}") for i in range(2000)]
+    frames = [content_frame(b"{}", f"enc-{i:028d}") for i in range(2000)]
     logging.disable(logging.WARNING)  # pytest keeps every log record: not ours to count
     tracemalloc.start()
     try:
@@ -163,11 +158,11 @@ def _longest_turn_s(wire: bytes) -> float:
 def _numbers(token: str, count: int) -> bytes:
     """An echo request whose value is ``count`` copies of a JSON number, written tightly."""
     text = '{"action":"echo","value":[' + ",".join([token] * count) + "]}"
-    return json_frame(text.encode())
+    return content_frame(text.encode())
 
 
 WORST_CASES = {  # the most expensive requests within the limits we could think of
-    "punycode 18 KB (once quadratic)": json_frame(
+    "punycode 18 KB (once quadratic)": content_frame(
         json.dumps({"action": "echo", "value": "\u00e9a" * 9000}).encode(), "punycode"),
     "short floats at the value bound": _numbers("1.2e-30", framing.MAX_JSON_VALUES - 3),
     "long floats at the size bound": _numbers("1.7976931348623157e308", CONTENT // 23 - 2),
@@ -222,7 +217,7 @@ def test_no_request_holds_the_loop_long(name: str, longest_turns: dict[str, floa
     ("huge byteorder", raw_frame(header(byteorder="\u00e9" * 10000))),
     ("escapes in the action", framing.encode_json({"action": "\x00" * 100_000})),
     ("a huge action", framing.encode_json({"action": ["x"] * 50_000})),
-    ("a huge unknown encoding", json_frame(b"{}", "\x00" * 10000)),
+    ("a huge unknown encoding", content_frame(b"{}", "\x00" * 10000)),
     ("a search for a huge value", framing.encode_json({"action": "search", "value": "x" * 10**6})),
 ])
 def test_replies_and_logs_never_repeat_much_of_the_peers_data(
