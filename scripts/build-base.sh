@@ -15,6 +15,8 @@ EXTRA=${2:-}
 SUITE=${DEBIAN_SUITE:-bookworm}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 PACKAGES=python3${EXTRA:+,$EXTRA}
+# Bumped when this recipe changes what an image holds, so select-base.sh rebuilds an older one.
+RECIPE=2
 
 if ! command -v debootstrap >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -49,9 +51,15 @@ rm -rf "$rootfs"/var/cache/apt/* "$rootfs"/var/lib/apt/lists/* \
 find "$rootfs"/usr/lib/python3* -name '__pycache__' -prune -exec rm -rf {} +
 find "$rootfs"/usr/lib/python3* -type d \( -name test -o -name tests -o -name idlelib -o -name turtledemo \) -prune -exec rm -rf {} +
 
+# mktemp -d made the folder 0700, and it is tarred as `./`: the image's root directory would be
+# 0700. Overlay drivers hide that behind their own upper directory; vfs (the storage driver of
+# the cluster's Docker-in-Docker nodes) and other snapshotters do not, and then a non-root user
+# cannot even reach /usr/bin/python3. A root directory is 0755.
+chmod 0755 "$rootfs"
+
 tar -C "$rootfs" --numeric-owner -c . | docker import \
   --change 'ENV LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-  --change 'LABEL org.sockets-lab.base=true' \
+  --change "LABEL org.sockets-lab.base=true org.sockets-lab.base.recipe=$RECIPE" \
   --change 'CMD ["python3"]' \
   --message "sockets-lab offline base: debootstrap $SUITE + $PACKAGES" \
   - "$TAG" >/dev/null

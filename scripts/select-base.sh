@@ -11,6 +11,16 @@ cd "$(dirname "$0")/.."
 PUBLIC=${PUBLIC_BASE_IMAGE:-python:3.11-slim-bookworm}
 OFFLINE=${OFFLINE_BASE_IMAGE:-sockets-lab/base:bookworm}
 have() { docker image inspect "$1" >/dev/null 2>&1; }
+# An offline base from an older recipe of build-base.sh (recipe 1 left / at mode 0700) is rebuilt.
+RECIPE=$(sed -n 's/^RECIPE=//p' scripts/build-base.sh)
+stale() {
+  [ "$1" = "$OFFLINE" ] && have "$1" && [ "$(docker image inspect -f \
+    '{{index .Config.Labels "org.sockets-lab.base.recipe"}}' "$1")" != "$RECIPE" ]
+}
+if stale "$OFFLINE"; then
+  echo "select-base: $OFFLINE is from an older recipe of build-base.sh; rebuilding it" >&2
+  scripts/build-base.sh "$OFFLINE"
+fi
 
 record() {
   local others=""

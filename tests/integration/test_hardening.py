@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import stat
+import tarfile
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
+from docker.models.images import Image
 from labserver.config import ServerConfig
 from labstack import ComposeStack
 
@@ -70,3 +77,53 @@ def test_server_process_really_is_unprivileged_and_cannot_write_root(stack: Comp
     assert code == 0 and out.decode().split() == ["10001", "10001"]
     code, out = server.exec_run(["python3", "-c", "open('/probe', 'w')"])
     assert code != 0 and b"Read-only file system" in out
+
+
+def _root_entries(image: Image) -> list[int]:
+    """The mode of the root directory (``./``) in each layer of ``image`` that records it."""
+    modes = []
+    with tarfile.open(fileobj=_Stream(image.save(named=False)), mode="r|") as saved:
+        for member in saved:
+            if not member.isfile():
+                continue
+            inner = saved.extractfile(member)
+            try:
+                with tarfile.open(fileobj=inner, mode="r|") as layer:
+                    modes += [m.mode for m in layer if m.name in (".", "./", "/")]
+            except tarfile.ReadError:
+                continue  # the config and the manifest are JSON, not layers
+    return modes
+
+
+class _Stream(io.RawIOBase):
+    """A file over the SDK's stream of chunks, for tarfile's streaming mode."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks, self.rest = chunks, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.rest:
+            self.rest = next(self.chunks, b"")
+            if not self.rest:
+                return 0
+        n = min(len(buffer), len(self.rest))
+        buffer[:n], self.rest = self.rest[:n], self.rest[n:]
+        return n
+
+
+def test_base_image_root_directory_is_0755(stack: ComposeStack) -> None:
+    """The image's own ``/`` is 0755, in its layers, not only as this host's overlay shows it.
+
+    debootstrap into ``mktemp -d`` once left it 0700: overlay drivers hide that, but on vfs (the
+    cluster's Docker-in-Docker nodes) our non-root services could not exec python3.
+    """
+    # The server image holds the base's layers beneath its own.
+    modes = _root_entries(stack.docker.images.get(f"sockets-lab/server:{stack.image_tag}"))
+    assert modes, "no layer records the root directory"
+    assert all(stat.S_IMODE(mode) == 0o755 for mode in modes), [oct(m) for m in modes]
+    server = stack.container("server")
+    code, out = server.exec_run(["stat", "-c", "%a", "/", "/usr", "/usr/bin/python3"])
+    assert code == 0 and out.split()[:2] == [b"755", b"755"], out
