@@ -81,6 +81,16 @@ def test_bad_setting_is_one_line_and_exit_2() -> None:
     assert proc.stderr.strip() == "labserver: LAB_MAX_CONNECTIONS='lots' is not a valid int"
 
 
+def test_unknown_server_program_is_one_line_and_exit_2() -> None:
+    env = {**os.environ, "PYTHONPATH": f"{SERVICES}{os.pathsep}{SERVICES / 'server'}",
+           "LAB_SERVER": "forking"}
+    proc = subprocess.run([sys.executable, "-m", "labserver"], env=env, capture_output=True,
+                          text=True, timeout=TIMEOUT_S, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == ("labserver: LAB_SERVER='forking' is not one of lab, blocking, "
+                                   "threaded, multiconn")
+
+
 def test_reset_mid_exchange_is_one_log_line_and_others_unaffected(local_server) -> None:
     rude = connect(local_server.ports["tcp-echo"])
     rude.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")

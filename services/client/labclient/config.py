@@ -10,6 +10,7 @@ from lab import defaults
 @dataclass(frozen=True)
 class ClientConfig:
     host: str = "server"  # the server's compose service name
+    server: str = "lab"  # which server program (LAB_SERVER): the demo asks only for what it serves
     echo_port: int = defaults.ECHO_PORT
     udp_port: int = defaults.UDP_PORT
     app_port: int = defaults.APP_PORT

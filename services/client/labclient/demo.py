@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
+from lab import defaults
 from lab.netinfo import is_loopback, local_addresses, plain_ip
 
 from . import app, exchanges
@@ -12,6 +13,15 @@ from .results import DemoResult, Result
 from .transport import Target, retrying
 
 DEMO_ECHO_BYTES = 64 << 10
+# The demo's exchanges in order, each with the listener it needs (lab.defaults.SERVERS).
+DEMO_EXCHANGES: tuple[tuple[str, Callable[[dict[str, Target]], Result]], ...] = (
+    ("tcp-echo", lambda at: exchanges.tcp_echo(at["echo"], DEMO_ECHO_BYTES)),
+    ("udp-echo", lambda at: exchanges.udp_echo(at["udp"], 512, 3, 5, 1.0)),
+    ("greeting", lambda at: exchanges.greet(at["greet"])),
+    ("app", lambda at: app.run(at["app"], "search", "ring")),
+    ("app", lambda at: app.run(at["app"], "reverse", "Hello, world!")),
+    ("app", lambda at: app.run(at["app"], "whoami", None)),
+)
 
 
 def _addresses(host: str, family: int) -> list[str]:
@@ -28,9 +38,12 @@ def crossed_hosts(result: Result, mine: list[str]) -> bool:
             and not is_loopback(result["peer_ip"]))
 
 
-def run(target: Target, ports: dict[str, int], say: Callable[[str], None] = print) -> DemoResult:
-    """Every exchange with ``target.host`` over each IP version it has, on ``ports``."""
+def run(target: Target, ports: dict[str, int], say: Callable[[str], None] = print,
+        server: str = "lab") -> DemoResult:
+    """Every exchange with ``target.host`` that ``server`` serves, over each IP version it has,
+    on ``ports``."""
     host = target.host
+    serves = defaults.SERVERS[server]
     me, mine = socket.gethostname(), local_addresses()
     say(f"== sockets lab demo: client {me} ({', '.join(mine)}) -> server '{host}' ==")
     retrying(f"{host} (DNS)", lambda: socket.getaddrinfo(host, None), target.deadline_s)
@@ -42,20 +55,18 @@ def run(target: Target, ports: dict[str, int], say: Callable[[str], None] = prin
     else:
         say("no AAAA record for the server: the IPv6 exchanges are skipped")
 
+    if server != "lab":
+        say(f"the server is the tutorial's '{server}' step: it serves {', '.join(serves)} only, "
+            "so the demo skips the other exchanges")
     results = []
     for family, label in families:
         say(f"-- over {label} --")
         at = {name: target.at(port, family) for name, port in ports.items()}
-        for result in (
-            exchanges.tcp_echo(at["echo"], DEMO_ECHO_BYTES),
-            exchanges.udp_echo(at["udp"], 512, 3, 5, 1.0),
-            exchanges.greet(at["greet"]),
-            app.run(at["app"], "search", "ring"),
-            app.run(at["app"], "reverse", "Hello, world!"),
-            app.run(at["app"], "whoami", None),
-        ):
-            say("  " + result.summary())
-            results.append(result)
+        for listener, exchange in DEMO_EXCHANGES:
+            if listener in serves:
+                result = exchange(at)
+                say("  " + result.summary())
+                results.append(result)
 
     crossed = all(crossed_hosts(r, mine) for r in results)
     peers = sorted({r["peer_ip"] for r in results})

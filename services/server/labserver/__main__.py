@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import socket
 import sys
 
-from lab import logs, settings
+from lab import defaults, logs, settings
 from lab.netinfo import local_addresses
 
 from . import health
@@ -37,8 +38,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"labserver: LAB_LOG_LEVEL={config.log_level!r} is not one of "
               f"{', '.join(LOG_LEVELS)}", file=sys.stderr)
         return 2
+    if config.server not in defaults.SERVERS:
+        print(f"labserver: LAB_SERVER={config.server!r} is not one of "
+              f"{', '.join(defaults.SERVERS)}", file=sys.stderr)
+        return 2
     if args.healthcheck:
         return health.check(config)
+    if config.server != "lab":  # a tutorial step: its own short program, TCP echo only
+        step = importlib.import_module(f"tutorial.{config.server}")
+        return step.main([config.bind, str(config.echo_port)])
 
     logs.configure(config.log_level)
     loop = EventLoop(config)

@@ -9,6 +9,7 @@ from lab import defaults, framing
 
 @dataclass(frozen=True)
 class ServerConfig:
+    server: str = "lab"  # the program: lab, or a tutorial step (blocking, threaded, multiconn)
     bind: str = "::"  # "::" listens dual-stack (IPv4 and IPv6); "0.0.0.0" IPv4 only
     echo_port: int = defaults.ECHO_PORT
     udp_port: int = defaults.UDP_PORT

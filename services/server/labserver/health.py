@@ -16,7 +16,7 @@ import os
 import socket
 import time
 
-from lab import framing
+from lab import defaults, framing
 
 from .config import ServerConfig
 
@@ -103,9 +103,10 @@ def probe_hosts(bind: str) -> list[str]:
 def check(config: ServerConfig) -> int:
     """Probe each listener at each address; print one line; 0 if healthy."""
     hosts = probe_hosts(config.bind)
-    probes = [("tcp-echo", _tcp_echo, config.echo_port), ("app", _app, config.app_port),
-              ("greeting", _greeting, config.greet_port), ("udp-echo", _udp_echo,
-                                                          config.udp_port)]
+    probes = [probe for probe in [
+        ("tcp-echo", _tcp_echo, config.echo_port), ("app", _app, config.app_port),
+        ("greeting", _greeting, config.greet_port), ("udp-echo", _udp_echo, config.udp_port),
+    ] if probe[0] in defaults.SERVERS[config.server]]  # only what this server serves
     deadline = time.monotonic() + DEADLINE_S
     problems = []
     for host in hosts:
