@@ -72,3 +72,14 @@ def test_echo_udp_and_greet_against_a_local_server(local_server, capsys) -> None
     assert cli.main(["greet", "--host", "127.0.0.1", "--port", str(ports["greeting"]),
                      "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["names_me"] is True
+
+
+def test_repeat_with_interval_spaces_the_exchanges(local_server, capsys) -> None:
+    port = str(local_server.ports["tcp-echo"])
+    started = time.monotonic()
+    assert cli.main(["echo", "--host", "127.0.0.1", "--port", port, "--size", "1KiB",
+                     "--repeat", "4", "--interval", "0.3", "--json"]) == 0
+    took = time.monotonic() - started
+    result = json.loads(capsys.readouterr().out)
+    assert result["completed"] == 4 and result["all_ok"]
+    assert took >= 0.9  # three pauses between four exchanges

@@ -11,10 +11,11 @@ import argparse
 import json
 import re
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lab import framing, settings
+from lab import defaults, framing, settings
 
 from . import app, demo, exchanges, raw
 from .config import ClientConfig
@@ -128,11 +129,15 @@ def _demo_options(p: argparse.ArgumentParser, cfg: ClientConfig) -> None:
     for name in DEMO_PORTS:
         p.add_argument(f"--{name}-port", type=int, default=getattr(cfg, f"{name}_port"),
                        help="(%(default)s)")
+    p.add_argument("--server", choices=list(defaults.SERVERS), default=cfg.server,
+                   help="which server program runs (LAB_SERVER): the demo asks only for what "
+                        "it serves (%(default)s)")
 
 
 def _demo(args: argparse.Namespace, target: Target) -> Result:
     say = (lambda line: None) if args.json else (lambda line: print(line, flush=True))
-    return demo.run(target, {name: getattr(args, f"{name}_port") for name in DEMO_PORTS}, say)
+    return demo.run(target, {name: getattr(args, f"{name}_port") for name in DEMO_PORTS}, say,
+                    server=args.server)
 
 
 DEMO_PORTS = ("echo", "udp", "greet", "app")
@@ -177,6 +182,9 @@ def build_parser(cfg: ClientConfig) -> argparse.ArgumentParser:
                                 "lost or stalls (%(default)s)")
             p.add_argument("--repeat", type=positive_int, default=1, metavar="N",
                            help="do the whole exchange N times, each checked (%(default)s)")
+            p.add_argument("--interval", type=float, default=0.0, metavar="S",
+                           help="with --repeat, wait S seconds between exchanges, to keep a "
+                                "client talking through a restart or an update (%(default)s)")
     return parser
 
 
@@ -191,8 +199,12 @@ def run_command(args: argparse.Namespace) -> Result:
 
 def repeat(args: argparse.Namespace, exchange: Callable[[], Result]) -> Result:
     """``--repeat N`` times ``exchange`` (each retried per ``--retries``); one summary."""
-    results = [retry_exchange(f"{args.command} {i + 1} of {args.repeat}", exchange,
-                              args.retries, args.deadline) for i in range(args.repeat)]
+    results = []
+    for i in range(args.repeat):
+        if i and args.interval > 0:
+            time.sleep(args.interval)
+        results.append(retry_exchange(f"{args.command} {i + 1} of {args.repeat}", exchange,
+                                      args.retries, args.deadline))
     if args.repeat == 1:
         return results[0]
     last = results[-1]
