@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import json
 import subprocess
+import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +19,7 @@ from docker.models.containers import Container
 from .stack import ROOT, Stack, StackError
 
 # compose.yaml's service keys that harden a container, by the Docker SDK's name for each.
+CAPTURE_FILE = "/tmp/capture.pcap"  # noqa: S108 (inside the capture helper)
 HARDENING_KEYS = {"read_only": "read_only", "cap_drop": "cap_drop",
                   "security_opt": "security_opt", "user": "user", "pids_limit": "pids_limit",
                   "mem_limit": "mem_limit", "ulimits": "ulimits"}
@@ -109,6 +113,40 @@ class OneOffClients(Stack):
     def start_python(self, source: str, *args: str) -> ClientRun:
         """Run a stdlib Python script (e.g. a test peer) in a one-off container on the network."""
         return self.start_container("client", list(args), entrypoint=["python3", "-c", source])
+
+    @contextlib.contextmanager
+    def capture(self, service: str = "server", bpf: str = "tcp or udp",
+                interface: str = "eth0") -> Iterator[dict[str, bytes]]:
+        """tcpdump in the service's network namespace while the block runs (a tools-image
+        helper joined to it); the pcap is in the yielded dict's "pcap" afterwards. tcpdump
+        runs as root with CAP_NET_RAW, plus CAP_SETUID/SETGID for its own privilege drop
+        (``-Z root``: to root again, so that it need not chown its file to another user).
+        ``interface`` eth0 is the stack's network: the health check's loopback probes stay
+        out."""
+        helper = self.docker.containers.run(
+            f"sockets-lab/tools:{self.image_tag}",
+            ["tcpdump", "-i", interface, "-n", "-U", "--immediate-mode", "-Z", "root",
+             "-w", CAPTURE_FILE, bpf],
+            detach=True, network_mode=f"container:{self.container(service).id}", user="0:0",
+            cap_drop=["ALL"], cap_add=["NET_RAW", "SETUID", "SETGID"],
+            security_opt=["no-new-privileges:true"],
+            labels=self.oneoff_labels())
+        self._oneoffs.append(helper)
+        result: dict[str, bytes] = {}
+        try:
+            self.wait_for_log(helper, "listening on", within_s=15)
+            yield result
+        finally:
+            helper.reload()
+            if helper.status != "running":
+                raise StackError(f"tcpdump stopped early: {helper.logs().decode()[-1000:]}")
+            helper.kill(signal="SIGINT")
+            helper.wait(timeout=15)
+            stream, _ = helper.get_archive(CAPTURE_FILE)
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                result["pcap"] = tar.extractfile(tar.getmembers()[0]).read()
+            helper.remove(force=True)
+            self._oneoffs.remove(helper)
 
     def run_client(self, *args: str, timeout_s: float = 120,
                    json_output: bool = True) -> ClientResult:

@@ -1,0 +1,59 @@
+"""What crossed the wire during the demo, as tcpdump saw it in the server's network namespace
+(the capture `make capture` saves): handshakes, the echo's bytes, who closed first, datagrams."""
+
+from __future__ import annotations
+
+import pytest
+from lab import defaults
+from labclient.demo import DEMO_ECHO_BYTES
+from labstack import ComposeStack, capture
+
+
+@pytest.fixture(scope="module")
+def demo_on_the_wire(stack: ComposeStack) -> tuple[dict, list[capture.Conversation]]:
+    with stack.capture() as captured:
+        result = stack.run_client("demo")
+    assert result.exit_code == 0, result
+    return result.data, capture.conversations(capture.read(captured["pcap"]))
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_each_tcp_exchange_opens_with_a_syn_from_client_to_server(
+        stack: ComposeStack, demo_on_the_wire: tuple, family: int) -> None:
+    demo, convs = demo_on_the_wire
+    mine = [r for r in demo["exchanges"]
+            if r["family"] == f"IPv{family}" and r["command"] != "udp"]
+    tcp = [c for c in convs if c.proto == "tcp" and c.family == family]
+    assert {c.server[1] for c in tcp} == {defaults.ECHO_PORT, defaults.GREET_PORT,
+                                          defaults.APP_PORT}
+    for conv in tcp:
+        assert conv.handshake == ["S>", "SA<", "A>"]  # SYN, SYN-ACK, ACK
+        assert conv.server[0] == stack.ip_of("server", family)
+    # each TCP exchange the client reported is one connection on the wire, port for port
+    assert sorted(c.client for c in tcp) == sorted((r["local_ip"], r["local_port"])
+                                                   for r in mine)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_the_echo_bytes_and_who_closed_first(demo_on_the_wire: tuple, family: int) -> None:
+    _, convs = demo_on_the_wire
+    (echo,) = [c for c in convs if c.proto == "tcp" and c.family == family
+               and c.server[1] == defaults.ECHO_PORT]
+    assert len(echo.payload("client")) == len(echo.payload("server")) == DEMO_ECHO_BYTES
+    assert echo.payload("client") == echo.payload("server")
+    assert echo.first_fin == "client"  # its shutdown(SHUT_WR) is the server's b""
+    (greeting,) = [c for c in convs if c.proto == "tcp" and c.family == family
+                   and c.server[1] == defaults.GREET_PORT]
+    assert greeting.payload("client") == b"" and greeting.payload("server").startswith(b"Hello")
+    assert greeting.first_fin == "server"  # it speaks, then closes
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_udp_datagrams_out_and_back(demo_on_the_wire: tuple, family: int) -> None:
+    _, convs = demo_on_the_wire
+    (udp,) = [c for c in convs if c.proto == "udp" and c.family == family]
+    assert udp.server[1] == defaults.UDP_PORT
+    out, back = udp.sent_by("client"), udp.sent_by("server")
+    assert len(out) == len(back) == 3
+    assert [p.payload for p in out] == [p.payload for p in back]
+    assert {len(p.payload) for p in out} == {512}
