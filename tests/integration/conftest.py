@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from labstack import ComposeStack
+from labstack.cluster import Cluster
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,7 +39,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     outcome = yield
     report = outcome.get_result()
     if report.failed:
-        for running in ComposeStack.active:
+        for running in [*ComposeStack.active, *Cluster.active]:
             try:
                 report.sections.append((f"container logs: {running.project}", running.logs()))
             except Exception as exc:  # the report must not fail because the engine did
@@ -50,7 +51,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """After every fixture is torn down: nothing labelled with this run's projects may remain."""
     left = {}
-    for made in ComposeStack.created:
+    for made in [*ComposeStack.created, *Cluster.created]:
         found = made.sweep()
         if found:
             left[made.project] = found
