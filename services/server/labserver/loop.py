@@ -1,4 +1,4 @@
-"""The event loop: one thread, one ``selectors`` loop, every connection and listener.
+"""The event loop: one thread, one epoll (``selectors``) loop, every connection and listener.
 
 Concurrency model: a single thread running a selectors (epoll) loop, not a thread per client.
 The work per byte here is tiny (echo, a greeting line, a small JSON answer), so the server is bound
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import selectors
 import signal
 import socket
 import time
@@ -41,6 +40,7 @@ from .config import ServerConfig
 from .connection import Connection, Protocol
 from .limits import WarningLimiter, memory_budget
 from .listeners import DatagramProtocol, TcpListener, UdpListener
+from .poller import EVENT_READ, Poller
 
 RECV_BYTES = 256 << 10  # one reusable receive buffer for the whole loop
 HOUSEKEEPING_S = 1.0  # how often idle timeouts and deadlines are checked
@@ -69,7 +69,7 @@ class EventLoop:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.selector = selectors.DefaultSelector()
+        self.selector = Poller()
         self.connections: dict[int, Connection] = {}
         self.per_ip: Counter[str] = Counter()  # open connections per peer address
         self.listeners: list[TcpListener | UdpListener] = []
@@ -98,7 +98,7 @@ class EventLoop:
                                  **settings))
 
     def _listen(self, listener: TcpListener | UdpListener) -> None:
-        self.selector.register(listener.sock, selectors.EVENT_READ, listener)
+        self.selector.register(listener.sock, EVENT_READ, listener)
         self.listeners.append(listener)
 
     # -- admission ----------------------------------------------------------------------------
@@ -118,7 +118,7 @@ class EventLoop:
         """A connection its listener admitted: serve it."""
         self.connections[conn.conn_id] = conn
         self.per_ip[plain_ip(conn.peer[0])] += 1
-        self.selector.register(conn.sock, selectors.EVENT_READ, conn)
+        self.selector.register(conn.sock, EVENT_READ, conn)
         log.log(logging.DEBUG if conn.quiet else logging.INFO, "%s conn=%d open peer=%s",
                 conn.protocol.name, conn.conn_id, endpoint(conn.peer))
         self.guarded(conn, conn.protocol.connection_made)
@@ -186,7 +186,7 @@ class EventLoop:
         waker_r, waker_w = socket.socketpair()
         waker_r.setblocking(False)
         waker_w.setblocking(False)
-        self.selector.register(waker_r, selectors.EVENT_READ, _Waker(waker_r))
+        self.selector.register(waker_r, EVENT_READ, _Waker(waker_r))
         signal.set_wakeup_fd(waker_w.fileno(), warn_on_full_buffer=False)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
@@ -202,11 +202,11 @@ class EventLoop:
                 timeout = max(0.0, next_housekeeping - self.now)
             events = select(timeout)
             self.now = time.monotonic()
-            for key, mask in events:
+            for handler, mask in events:
                 try:
-                    key.data.on_ready(mask)
+                    handler.on_ready(mask)
                 except Exception as exc:  # a bug: contained to its connection or listener
-                    self.contain(key.data, "on_ready", exc)
+                    self.contain(handler, "on_ready", exc)
             if self.ready:
                 self._run_ready()
             if self.over_budget:
@@ -258,7 +258,7 @@ class EventLoop:
         for until, listener in list(self._paused):
             if now >= until:
                 self._paused.remove((until, listener))
-                self.selector.register(listener.sock, selectors.EVENT_READ, listener)
+                self.selector.register(listener.sock, EVENT_READ, listener)
         for conn in list(self.connections.values()):
             if not conn.closed and not conn.linger_expired(now):
                 self.guarded(conn, self._check, conn, now, config)
