@@ -1,14 +1,17 @@
 """The benchmark's load generator: several processes, so that it is not the bottleneck.
 
     python3 -m bench.loadgen WORKLOAD --host H --port P [--conns N] [--size B] [--duration S]
-                                     [--processes K] [--idle N]
+                                     [--processes K] [--idle N] [--engine E]
 
 Workloads (every one bounded by --duration; connections are split across --processes):
   rr    request/response: each connection sends SIZE bytes, waits for all of them back, repeats
   app   the same with the framed protocol's echo action (one request, one reply)
   bulk  one connection: 64 KiB writes as fast as the echo comes back
-  udp   512-byte datagrams, 32 in flight per process; rate and loss
+  udp   512-byte datagrams, 128 in flight per process; rate and loss (no echo in 50 ms)
   idle  hold N idle connections open, meanwhile time fresh connect+1 KiB round trips
+
+rr and app run their clients on uvloop when the image has it (--engine), else on selectors:
+a Python load generator on one core must not be slower than the servers it measures.
 
 Prints one JSON object: counts, latency percentiles in microseconds, errors, its own CPU, and
 the wall-clock window it measured (so the caller can read the server's CPU over that window).
@@ -17,6 +20,7 @@ the wall-clock window it measured (so the caller can read the server's CPU over 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import multiprocessing
@@ -29,8 +33,14 @@ import time
 
 from lab import framing
 
+try:  # in the tools image when scripts/fetch-wheels.sh could download it
+    import uvloop
+except ImportError:
+    uvloop = None
+
 CHUNK = 65536
-UDP_WINDOW = 32
+UDP_WINDOW = 128  # datagrams in flight per process
+UDP_LOST_AFTER_S = 0.05  # unanswered this long: lost, and replaced
 
 
 def _connect(host: str, port: int) -> socket.socket:
@@ -99,6 +109,57 @@ def rr_worker(host: str, port: int, conns: int, size: int, start: float, end: fl
     return {"latencies": latencies, "errors": errors, "bytes": len(latencies) * size * 2}
 
 
+def rr_worker_uvloop(host: str, port: int, conns: int, size: int, start: float, end: float,
+                     app: bool) -> dict:
+    """``rr_worker`` with callbacks on uvloop (libuv): a few microseconds of the load
+    generator's core per request, so that it can drive servers faster than a Python loop."""
+    request, reply_len = _app_request(size) if app else (os.urandom(size), size)
+    latencies: list[int] = []
+    errors = 0
+    clock = time.perf_counter
+    stop_at = clock() + (end - time.time())  # the window's end on the monotonic clock
+    closing = False  # we close them at the end: not an error
+
+    class Client(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport, self.got, self.sent_at = transport, 0, 0.0
+
+        def send(self) -> None:
+            self.got, self.sent_at = 0, clock()
+            self.transport.write(request)  # type: ignore[attr-defined]
+
+        def data_received(self, data: bytes) -> None:
+            self.got += len(data)
+            if self.got >= reply_len:
+                now = clock()
+                latencies.append(int((now - self.sent_at) * 1e6))
+                if now < stop_at:
+                    self.send()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            nonlocal errors
+            if not closing:
+                errors += 1
+
+    async def drive() -> None:
+        nonlocal closing
+        loop = asyncio.get_running_loop()
+        clients = []
+        for _ in range(conns):
+            _, client = await loop.create_connection(Client, host, port)
+            clients.append(client)
+        await asyncio.sleep(max(0.0, start - time.time()))
+        for client in clients:
+            client.send()
+        await asyncio.sleep(max(0.0, end - time.time()))
+        closing = True
+        for client in clients:
+            client.transport.abort()
+
+    uvloop.run(drive())
+    return {"latencies": latencies, "errors": errors, "bytes": len(latencies) * size * 2}
+
+
 def bulk_worker(host: str, port: int, start: float, end: float) -> dict:
     sock = _connect(host, port)
     chunk = os.urandom(CHUNK)
@@ -148,13 +209,15 @@ def udp_worker(host: str, port: int, size: int, start: float, end: float) -> dic
         send_one()
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ)
-    last_reply = time.perf_counter()
     while time.time() < end:
-        if not selector.select(0.05):
-            if time.perf_counter() - last_reply > 0.2:  # the window was lost: refill it
-                for _ in range(UDP_WINDOW):
-                    send_one()
-                last_reply = time.perf_counter()
+        ready = selector.select(UDP_LOST_AFTER_S / 2)
+        now = time.perf_counter()
+        # A datagram unanswered for UDP_LOST_AFTER_S is lost (a late echo is not counted):
+        # send another in its place, so that losses do not shrink the window.
+        while sent_at and now - sent_at[oldest := next(iter(sent_at))] > UDP_LOST_AFTER_S:
+            del sent_at[oldest]
+            send_one()
+        if not ready:
             continue
         while True:
             try:
@@ -163,8 +226,7 @@ def udp_worker(host: str, port: int, size: int, start: float, end: float) -> dic
                 break
             number = int.from_bytes(data[:8], "big")
             if (sent := sent_at.pop(number, None)) is not None:
-                last_reply = time.perf_counter()
-                latencies.append(int((last_reply - sent) * 1e6))
+                latencies.append(int((time.perf_counter() - sent) * 1e6))
                 send_one()
     sock.close()
     return {"latencies": latencies, "errors": 0, "bytes": len(latencies) * size * 2,
@@ -172,19 +234,33 @@ def udp_worker(host: str, port: int, size: int, start: float, end: float) -> dic
 
 
 def idle_holder(host: str, port: int, count: int, ready: object, release: object) -> dict:
-    """Open ``count`` connections, say so, and hold them (never longer than 5 minutes)."""
+    """Open ``count`` connections, say so, and hold them (never longer than 5 minutes).
+
+    ``held``: those still open at the end of the hold. A connection the server accepted and
+    then closed (the threaded step past its pids limit turns clients away like that) has its
+    FIN or reset waiting: it counts as ``turned_away``, not as held; ``connect_failed`` never
+    connected at all."""
     socks = []
-    errors = 0
+    failed = 0
     for _ in range(count):
         try:
             socks.append(socket.create_connection((host, port), timeout=10))
         except OSError:
-            errors += 1
+            failed += 1
     ready.set()  # type: ignore[attr-defined]
     release.wait(300)  # type: ignore[attr-defined]
+    held = 0
     for sock in socks:
+        sock.setblocking(False)  # a peek, not a wait (with a timeout set, recv would poll)
+        try:
+            held += sock.recv(1, socket.MSG_PEEK) != b""  # b"": closed by the server
+        except BlockingIOError:
+            held += 1  # nothing to read, still open: held
+        except OSError:
+            pass  # reset by the server
         sock.close()
-    return {"latencies": [], "errors": errors, "bytes": 0, "held": len(socks)}
+    return {"latencies": [], "errors": 0, "bytes": 0, "held": held,
+            "turned_away": len(socks) - held, "connect_failed": failed}
 
 
 def fresh_rr(host: str, port: int, end: float) -> dict:
@@ -229,7 +305,7 @@ def split(total: int, parts: int) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    start = time.time() + 1.0  # every process connects first, then all start together
+    start = time.time() + 0.5  # every process connects first, then all start together
     end = start + args.duration
     processes = max(1, min(args.processes, args.conns if args.workload in ("rr", "app") else 99))
     cpu_before = _cpu_seconds()
@@ -237,7 +313,8 @@ def run(args: argparse.Namespace) -> dict:
         if args.workload in ("rr", "app"):
             jobs = [(args.host, args.port, n, args.size, start, end, args.workload == "app")
                     for n in split(args.conns, processes) if n]
-            parts = pool.starmap(rr_worker, jobs)
+            parts = pool.starmap(rr_worker_uvloop if args.engine == "uvloop" else rr_worker,
+                                 jobs)
         elif args.workload == "bulk":
             parts = [bulk_worker(args.host, args.port, start, end)]
         elif args.workload == "udp":
@@ -275,7 +352,8 @@ def run(args: argparse.Namespace) -> dict:
         result["sent"] = sent
         result["loss_pct"] = round(100 * (sent - count) / sent, 2) if sent else None
     if args.workload == "idle":
-        result["held"] = sum(p.get("held", 0) for p in parts)
+        for key in ("held", "turned_away", "connect_failed"):
+            result[key] = sum(p.get(key, 0) for p in parts)
         result["conns"] = args.idle
     if args.workload == "bulk":
         result["req_per_s"] = None
@@ -292,7 +370,14 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--idle", type=int, default=10000)
-    print(json.dumps(run(parser.parse_args())), flush=True)
+    parser.add_argument("--engine", choices=("auto", "uvloop", "selectors"), default="auto",
+                        help="the rr and app clients' loop: uvloop when the image has it")
+    args = parser.parse_args()
+    if args.engine == "auto":
+        args.engine = "selectors" if uvloop is None else "uvloop"
+    result = run(args)
+    result["engine"] = args.engine if args.workload in ("rr", "app") else "selectors"
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

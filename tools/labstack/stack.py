@@ -236,6 +236,8 @@ class Stack:
                        else f"exited and was restarted ({restarts} times)")
                 raise StackError(f"{service} {how} before it was healthy:\n"
                                  f"{container.logs(tail=50).decode(errors='replace')}")
+            if _health_check_off(container) and state["Status"] == "running":
+                return  # nothing to wait for: ready is the caller's to judge (the benchmark)
             health = state.get("Health", {}).get("Status")
             if health != "healthy":
                 raise NotYet(f"{service} is {state['Status']}/{health}")
@@ -314,3 +316,8 @@ class Stack:
         """Wait for a line with ``text`` written to the server's log after ``since``."""
         return self.wait_for_log(self.container("server"), text, since, within_s)
 
+
+def _health_check_off(container: Container) -> bool:
+    """Has the container no health check (none in its image, or ``disable: true``)?"""
+    test = (container.attrs["Config"].get("Healthcheck") or {}).get("Test") or ["NONE"]
+    return test[0] == "NONE"

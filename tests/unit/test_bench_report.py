@@ -1,0 +1,65 @@
+"""scripts/bench.py's bookkeeping: the interleaved schedule, medians with their spread, the
+cores, the CPU counters and the targets (the figures themselves come from `make bench`)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from labstack import ROOT
+
+spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+
+def test_servers_are_interleaved_within_each_repeat() -> None:
+    plan = [{"workload": "rr", "conns": 64, "size": 1024, "servers": ("a", "b", "c")}]
+    order = [(r["server"], r["repeat"]) for r in bench.schedule(plan, 3)]
+    assert order == [("a", 1), ("b", 1), ("c", 1), ("a", 2), ("b", 2), ("c", 2),
+                     ("a", 3), ("b", 3), ("c", 3)]
+
+
+def _row(server: str, req: float, cpu: float | None = 10.0, **extra: object) -> dict:
+    return {"workload": "rr", "server": server, "conns": 64, "size_bytes": 1024,
+            "req_per_s": req, "server_cpu_us_per_req": cpu, "errors": 0, **extra}
+
+
+def test_summary_is_the_median_with_min_and_max() -> None:
+    rows = [_row("a", 100.0, 12.0), _row("a", 300.0, 10.0), _row("a", 200.0, 30.0, errors=2),
+            _row("b", 50.0, None)]
+    summary = {r["server"]: r for r in bench.summarise(rows)}
+    assert summary["a"]["req_per_s"] == 200.0
+    assert summary["a"]["spread"]["req_per_s"] == [100.0, 300.0]
+    assert summary["a"]["server_cpu_us_per_req"] == 12.0
+    assert summary["a"]["errors"] == 2 and summary["a"]["repeats"] == 3
+    assert summary["b"]["server_cpu_us_per_req"] is None  # never measured: not zero
+    assert bench.spread(summary["a"], "req_per_s") == "200 (100-300)"
+    assert bench.spread(summary["b"], "req_per_s") == "50"
+
+
+def test_targets_are_judged_on_the_medians() -> None:
+    rows = [_row("project", 30000, 20), _row("asyncio", 15000, 40),
+            _row("asyncio-protocol", 26000, 30), _row("uvloop", 36000, 15),
+            _row("socat", 14000, 50)]
+    met = {t["target"].split(": ", 1)[1]: (t["value"], t["met"])
+           for t in bench.targets(bench.summarise(rows))}
+    assert met["project / asyncio streams >= 1.5"] == (2.0, True)
+    assert met["project / asyncio Protocol >= 1.2"] == (1.15, False)
+    assert met["project / socat >= 2"] == (2.14, True)
+    assert met["uvloop / project <= 1.25 (within 1.25x of uvloop)"] == (1.2, True)
+    assert met["server CPU per request, project / asyncio streams <= 0.6"] == (0.5, True)
+    assert met["project / iperf3 ceiling >= 0.60"] == (None, False)  # no bulk run: not met
+
+
+@pytest.mark.parametrize(("cpuset", "count"), [("1", 1), ("1-3", 3), ("0,2-3", 3)])
+def test_core_count(cpuset: str, count: int) -> None:
+    assert bench.core_count(cpuset) == count
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n", 2.5),  # cgroup v2
+    ("1500000000\n", 1.5),  # cgroup v1 cpuacct.usage, in ns
+])
+def test_cpu_counters_of_both_cgroup_versions(text: str, seconds: float) -> None:
+    assert bench._parse_cpu(text) == pytest.approx(seconds)
