@@ -9,7 +9,8 @@ PYTHON ?= python3
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 
-.PHONY: help up serve down logs build compose base deps test test-quick lint bench fuzz clean
+.PHONY: help up serve down logs build compose base wheels deps test test-quick lint bench fuzz clean \
+        swarm-up swarm-down cluster capture
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -24,10 +25,22 @@ serve: build ## start only the server (detached, healthy) for your own clients: 
 down: ## stop and remove the stack (containers, network)
 	$(COMPOSE) down --volumes --remove-orphans
 
+swarm-up: build ## the same lab as a Docker stack on this engine (a single-node swarm if it has none)
+	scripts/swarm.sh up
+
+swarm-down: ## remove the stack; leave swarm mode only if swarm-up entered it
+	scripts/swarm.sh down
+
+cluster: build deps ## the demo across three Docker hosts (containers running dockerd) in one swarm
+	$(VENV)/bin/python scripts/cluster.py
+
+capture: build deps ## run the demo under tcpdump: captures/demo-<time>.pcapng and the conversation decoded
+	$(VENV)/bin/python scripts/capture.py
+
 logs: ## show the stack's logs
 	$(COMPOSE) logs --no-color
 
-build: compose base ## prepare the base image (offline if it cannot be pulled) and build every image
+build: compose base wheels ## prepare the base image (offline if it cannot be pulled) and build every image
 	$(COMPOSE) --profile tools build --quiet
 
 compose: ## make sure `docker compose` (v2) is there; install the pinned plugin if not
@@ -35,6 +48,9 @@ compose: ## make sure `docker compose` (v2) is there; install the pinned plugin 
 
 base: ## choose the base image (public, or built from Debian's packages) and record it in .env
 	@scripts/select-base.sh
+
+wheels: ## download the benchmark's PyPI peers (uvloop) for the tools image, pinned by hash
+	@scripts/fetch-wheels.sh
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,7 +65,7 @@ test: build deps ## unit tests, then the integration suite against fresh stacks 
 test-quick: build deps ## the same without the slow groups
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
-bench: build deps ## the benchmark: project vs asyncio, socat, iperf3 on one network (< 5 min)
+bench: build deps ## the benchmark: project vs asyncio, uvloop, socat, iperf3; pinned, 3 runs each (< 8 min)
 	$(VENV)/bin/python scripts/bench.py
 
 fuzz: deps ## coverage-guided fuzzing (atheris) of the codec and the app, FUZZ_SECONDS (60) each
