@@ -35,7 +35,7 @@ import requests
 from docker.models.containers import Container
 
 from .clients import ClientResult, ClientRun
-from .stack import ROOT, NotYet, StackError, wait_for
+from .stack import ROOT, NotYet, StackError, labelled_leftovers, sweep_labelled, wait_for
 
 CLUSTER_LABEL = "org.sockets-lab.cluster"
 STACK = "lab"
@@ -221,25 +221,11 @@ class Cluster:
         if self._socket_root is not None:
             shutil.rmtree(self._socket_root, ignore_errors=True)
 
-    def _labelled(self) -> list[tuple[str, Any]]:
-        label = {"label": f"{CLUSTER_LABEL}={self.run}"}
-        return ([("container", c) for c in self.docker.containers.list(all=True, filters=label)]
-                + [("network", n) for n in self.docker.networks.list(filters=label)]
-                + [("volume", v) for v in self.docker.volumes.list(filters=label)])
-
     def leftovers(self) -> list[str]:
-        return [f"{kind} {thing.name}" for kind, thing in self._labelled()]
+        return labelled_leftovers(self.docker, f"{CLUSTER_LABEL}={self.run}")
 
     def sweep(self) -> list[str]:
-        found = []
-        for kind, thing in self._labelled():  # containers first: they hold the rest
-            found.append(f"{kind} {thing.name}")
-            with contextlib.suppress(docker.errors.NotFound):
-                if kind == "container":
-                    thing.remove(force=True, v=True)
-                else:
-                    thing.remove(**({} if kind == "network" else {"force": True}))
-        return found
+        return sweep_labelled(self.docker, f"{CLUSTER_LABEL}={self.run}")
 
     # -- the nodes ---------------------------------------------------------------------------
     def ensure_node_image(self) -> None:

@@ -118,26 +118,12 @@ class Stack:
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False)
         self.sweep()
 
-    def _labelled(self) -> list[tuple[str, Any]]:
-        """Every container, network and volume carrying this project's label."""
-        label = {"label": f"{PROJECT_LABEL}={self.project}"}
-        return ([("container", c) for c in self.docker.containers.list(all=True, filters=label)]
-                + [("network", n) for n in self.docker.networks.list(filters=label)]
-                + [("volume", v) for v in self.docker.volumes.list(filters=label)])
-
     def leftovers(self) -> list[str]:
-        return [f"{kind} {thing.name}" for kind, thing in self._labelled()]
+        return labelled_leftovers(self.docker, f"{PROJECT_LABEL}={self.project}")
 
     def sweep(self) -> list[str]:
         """Force-remove anything still carrying this project's label; return what was found."""
-        found = []
-        for kind, thing in self._labelled():  # containers first: they hold the networks
-            found.append(f"{kind} {thing.name}")
-            if kind == "network":
-                thing.remove()
-            else:
-                thing.remove(force=True)
-        return found
+        return sweep_labelled(self.docker, f"{PROJECT_LABEL}={self.project}")
 
     def compose(self, *args: str, check: bool = True,
                 timeout_s: float = COMPOSE_TIMEOUT_S) -> subprocess.CompletedProcess:
@@ -315,6 +301,33 @@ class Stack:
     def wait_for_server_log(self, text: str, since: int, within_s: float = 30) -> str:
         """Wait for a line with ``text`` written to the server's log after ``since``."""
         return self.wait_for_log(self.container("server"), text, since, within_s)
+
+
+def _labelled(engine: docker.DockerClient, label: str) -> list[tuple[str, Any]]:
+    """Every container, network and volume carrying ``label`` (``key=value``), containers
+    first: they hold the networks and volumes."""
+    found = {"label": label}
+    return ([("container", c) for c in engine.containers.list(all=True, filters=found)]
+            + [("network", n) for n in engine.networks.list(filters=found)]
+            + [("volume", v) for v in engine.volumes.list(filters=found)])
+
+
+def labelled_leftovers(engine: docker.DockerClient, label: str) -> list[str]:
+    return [f"{kind} {thing.name}" for kind, thing in _labelled(engine, label)]
+
+
+def sweep_labelled(engine: docker.DockerClient, label: str) -> list[str]:
+    """Force-remove everything carrying ``label``; return what was found. One already gone
+    meanwhile is not an error."""
+    found = []
+    for kind, thing in _labelled(engine, label):
+        found.append(f"{kind} {thing.name}")
+        with contextlib.suppress(docker.errors.NotFound):
+            if kind == "container":
+                thing.remove(force=True, v=True)
+            else:
+                thing.remove(**({} if kind == "network" else {"force": True}))
+    return found
 
 
 def _health_check_off(container: Container) -> bool:
