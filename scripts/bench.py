@@ -125,9 +125,9 @@ def available_peers(image: str) -> dict[str, str | None]:
     """For each PyPI peer: None if the tools image has its module, else why not."""
     why = {}
     for service, module in PYPI_PEERS.items():
-        proc = subprocess.run(["docker", "run", "--rm", "--network", "none", image, "python3",
-                               "-c", f"import {module}"], capture_output=True, text=True,
-                              timeout=60, check=False)
+        proc = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint",
+                               "python3", image, "-c", f"import {module}"],
+                              capture_output=True, text=True, timeout=60, check=False)
         why[service] = None if proc.returncode == 0 else (
             f"{module} is not in the tools image (scripts/fetch-wheels.sh could not download "
             f"it?): {proc.stderr.strip().splitlines()[-1:]}")
