@@ -42,15 +42,10 @@ def result_of(run: ClientRun, timeout_s: float = 120) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def proc_status(stack: ComposeStack) -> dict[str, str]:
-    """The server process's /proc/1/status, read through the SDK."""
-    code, out = stack.container("server").exec_run(["cat", "/proc/1/status"])
-    assert code == 0, out
-    return dict(line.split(":\t", 1) for line in out.decode().splitlines() if ":\t" in line)
-
-
 def threads(stack: ComposeStack) -> int:
-    return int(proc_status(stack)["Threads"])
+    """The server process's threads (from `docker top`: at its pids limit the threaded server
+    leaves no room for an exec)."""
+    return stack.process_figure("server", "nlwp")
 
 
 def cpu_seconds(stack: ComposeStack) -> float:
@@ -156,8 +151,15 @@ def test_a_client_that_never_reads(impl: ComposeStack) -> None:
     before = impl.memory_bytes("server")
     slow = peer(impl, "slow-reader", str(size), "4")
     sent = int(impl.wait_for_log(slow.container, "sent", within_s=30).split()[1])
-    grown = impl.memory_bytes("server") - before
+    if impl.implementation == "multiconn":  # it reads the kernel's buffers into outb meanwhile
+
+        def took_it_in() -> None:
+            if impl.memory_bytes("server") - before <= 2 << 20:
+                raise NotYet(f"grown {(impl.memory_bytes('server') - before) >> 10} KiB")
+
+        wait_for("multiconn to read what the slow reader sent", took_it_in, 20, every_s=0.2)
     other = result_of(peer(impl, "idle", "1", "0", "1.5"))
+    grown = impl.memory_bytes("server") - before  # 1.5 s or more after the sender stopped
     result_of(slow)
     print(f"{impl.implementation}: a client sent {sent} bytes without reading; the server grew "
           f"{grown / 2**20:.1f} MiB; another client served: {other['served'] == 1}")

@@ -260,14 +260,24 @@ class Stack:
         return exit_code, output.decode(errors="replace").strip()
 
     def memory_bytes(self, service: str) -> int:
-        """The resident memory of the service's own process (VmRSS of the container's PID 1).
-        Not the container's cgroup usage: that also counts whatever else runs in it at that
-        moment, such as a health check probe (a Python process of about 14 MiB)."""
-        exit_code, output = self.container(service).exec_run(["cat", "/proc/1/status"])
-        match = re.search(rb"^VmRSS:\s+(\d+) kB", output, re.M)
-        if exit_code != 0 or match is None:
-            raise StackError(f"cannot read {service}'s memory: {output[-500:]!r}")
-        return int(match.group(1)) * 1024
+        """The resident memory of the service's own process (the container's PID 1). Not the
+        container's cgroup usage: that also counts whatever else runs in it at that moment,
+        such as a health check probe (a Python process of about 14 MiB)."""
+        return self.process_figure(service, "rss") * 1024  # ps reports KiB, as VmRSS does
+
+    def process_figure(self, service: str, field: str) -> int:
+        """One ``ps`` figure (``rss``, ``nlwp``: threads, ...) of the service's own process,
+        from the engine's `docker top`. Not an exec: a container at its pids limit (the
+        threaded tutorial server's, by design) has no room for one more process."""
+        container = self.container(service)
+        container.reload()
+        main = str(container.attrs["State"]["Pid"])
+        top = container.top(ps_args=f"-eo pid,{field}")
+        pid, value = top["Titles"].index("PID"), top["Titles"].index(field.upper())
+        found = [row[value] for row in top["Processes"] if row[pid] == main]
+        if len(found) != 1:
+            raise StackError(f"no process {main} in {service}'s `docker top`: {top}")
+        return int(found[0])
 
     def server_log(self, since: int = 0) -> str:
         """The server's output, from character ``since`` on (see ``log_mark``)."""
