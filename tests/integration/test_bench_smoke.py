@@ -3,7 +3,6 @@ not asserted; the report's shape is."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench_script import bench
 from labstack import ROOT
 
 pytestmark = pytest.mark.slow
@@ -61,9 +61,6 @@ def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
 def test_a_peer_missing_from_the_tools_image_is_reported_not_silently_dropped() -> None:
     """No uvloop wheel (PyPI unreachable when the image was built): the benchmark leaves uvloop
     out and says why. The server image has no uvloop: it stands in for such a tools image."""
-    spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     tag = os.environ.get("LAB_IMAGE_TAG", "latest")
     missing = bench.available_peers(f"sockets-lab/server:{tag}")["uvloop"]
     assert "uvloop is not in the tools image" in missing and "ModuleNotFoundError" in missing

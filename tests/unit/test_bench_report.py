@@ -3,14 +3,8 @@ cores, the CPU counters and the targets (the figures themselves come from `make 
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
-from labstack import ROOT
-
-spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
-bench = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bench)
+from bench_script import bench
 
 
 def test_servers_are_interleaved_within_each_repeat() -> None:

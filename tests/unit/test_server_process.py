@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from conftest import SERVICES, connect, read_all
 
 TIMEOUT_S = 5
@@ -72,23 +73,18 @@ def test_over_capacity_is_told_and_counted(make_server) -> None:
         sock.close()
 
 
-def test_bad_setting_is_one_line_and_exit_2() -> None:
+@pytest.mark.parametrize(("setting", "value", "message"), [
+    ("LAB_MAX_CONNECTIONS", "lots", "LAB_MAX_CONNECTIONS='lots' is not a valid int"),
+    ("LAB_SERVER", "forking",
+     "LAB_SERVER='forking' is not one of lab, blocking, threaded, multiconn"),
+])
+def test_bad_setting_is_one_line_and_exit_2(setting: str, value: str, message: str) -> None:
     env = {**os.environ, "PYTHONPATH": f"{SERVICES}{os.pathsep}{SERVICES / 'server'}",
-           "LAB_MAX_CONNECTIONS": "lots"}
+           setting: value}
     proc = subprocess.run([sys.executable, "-m", "labserver"], env=env, capture_output=True,
                           text=True, timeout=TIMEOUT_S, check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "labserver: LAB_MAX_CONNECTIONS='lots' is not a valid int"
-
-
-def test_unknown_server_program_is_one_line_and_exit_2() -> None:
-    env = {**os.environ, "PYTHONPATH": f"{SERVICES}{os.pathsep}{SERVICES / 'server'}",
-           "LAB_SERVER": "forking"}
-    proc = subprocess.run([sys.executable, "-m", "labserver"], env=env, capture_output=True,
-                          text=True, timeout=TIMEOUT_S, check=False)
-    assert proc.returncode == 2
-    assert proc.stderr.strip() == ("labserver: LAB_SERVER='forking' is not one of lab, blocking, "
-                                   "threaded, multiconn")
+    assert proc.stderr.strip() == f"labserver: {message}"
 
 
 def test_reset_mid_exchange_is_one_log_line_and_others_unaffected(local_server) -> None:

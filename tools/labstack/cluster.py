@@ -18,6 +18,7 @@ bind-mounted to a host folder of the run's, so the Docker SDK talks to every nod
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import subprocess
 import tempfile
@@ -35,7 +36,15 @@ import requests
 from docker.models.containers import Container
 
 from .clients import ClientResult, ClientRun
-from .stack import ROOT, NotYet, StackError, labelled_leftovers, sweep_labelled, wait_for
+from .stack import (
+    ROOT,
+    NotYet,
+    StackError,
+    labelled_leftovers,
+    require_images,
+    sweep_labelled,
+    wait_for,
+)
 
 CLUSTER_LABEL = "org.sockets-lab.cluster"
 STACK = "lab"
@@ -78,12 +87,10 @@ class Node:
     container: Container
     socket_dir: Path
 
-    @property
+    @functools.cached_property
     def api(self) -> docker.DockerClient:
-        if "_api" not in self.__dict__:
-            self.__dict__["_api"] = docker.DockerClient(
-                base_url=f"unix://{self.socket_dir / 'docker.sock'}", timeout=API_TIMEOUT_S)
-        return self.__dict__["_api"]
+        return docker.DockerClient(base_url=f"unix://{self.socket_dir / 'docker.sock'}",
+                                   timeout=API_TIMEOUT_S)
 
     @property
     def address(self) -> str:
@@ -175,12 +182,7 @@ class Cluster:
     def start(self) -> None:
         Cluster.active.append(self)
         started = time.monotonic()
-        for image in self.images:
-            try:
-                self.docker.images.get(f"sockets-lab/{image}:{self.image_tag}")
-            except docker.errors.ImageNotFound:
-                raise ClusterError(f"image sockets-lab/{image}:{self.image_tag} is missing: run "
-                                   "`make build` first") from None
+        require_images(self.docker, self.images, self.image_tag)
         self.ensure_node_image()
         options = self.node_options()
         self._socket_root = Path(tempfile.mkdtemp(prefix=f"{self.run}-"))
@@ -352,8 +354,7 @@ class Cluster:
                                   advertise_addr=worker.address, listen_addr="0.0.0.0:2377")
 
         def all_ready() -> None:
-            states = {n.attrs["Description"]["Hostname"]: n.attrs["Status"]["State"]
-                      for n in manager.api.nodes.list()}
+            states = self.node_states()
             if sorted(states) != sorted(self.nodes) or set(states.values()) != {"ready"}:
                 raise NotYet(f"nodes: {states}")
 
@@ -407,18 +408,24 @@ class Cluster:
     def service(self, name: str = "server") -> Any:
         return self.manager.api.services.get(f"{STACK}_{name}")
 
+    def _hostnames(self) -> dict[str, str]:
+        """Node id -> hostname, as the manager knows them."""
+        return {n.id: n.attrs["Description"]["Hostname"] for n in self.manager.api.nodes.list()}
+
+    @staticmethod
+    def _overlay_addresses(task: dict[str, Any]) -> list[str]:
+        return [a.split("/")[0] for net in task.get("NetworksAttachments", [])
+                if net["Network"]["Spec"]["Name"] == OVERLAY for a in net["Addresses"]]
+
     def tasks(self, name: str = "server", state: str = "running") -> list[dict[str, str]]:
         """The service's tasks in ``state``: node, container, overlay address, task id."""
-        hostnames = {n.id: n.attrs["Description"]["Hostname"]
-                     for n in self.manager.api.nodes.list()}
+        hostnames = self._hostnames()
         found = []
         for task in self.service(name).tasks(filters={"desired-state": "running"}):
             status = task["Status"]
             if status["State"] != state:
                 continue
-            addresses = [a.split("/")[0] for net in task.get("NetworksAttachments", [])
-                         if net["Network"]["Spec"]["Name"] == OVERLAY
-                         for a in net["Addresses"]]
+            addresses = self._overlay_addresses(task)
             found.append({"id": task["ID"], "node": hostnames.get(task["NodeID"], "?"),
                           "container": status.get("ContainerStatus", {}).get("ContainerID", ""),
                           "addresses": addresses, "ip": addresses[0] if addresses else "",
@@ -428,12 +435,10 @@ class Cluster:
     def task_history(self, name: str = "server") -> list[str]:
         """Every task the service has had, oldest first: node, state, overlay address, error
         (what `docker service ps --no-trunc` shows), for reports and failure messages."""
-        hostnames = {n.id: n.attrs["Description"]["Hostname"]
-                     for n in self.manager.api.nodes.list()}
+        hostnames = self._hostnames()
         lines = []
         for task in sorted(self.service(name).tasks(), key=lambda t: t["CreatedAt"]):
-            addresses = [a.split("/")[0] for net in task.get("NetworksAttachments", [])
-                         if net["Network"]["Spec"]["Name"] == OVERLAY for a in net["Addresses"]]
+            addresses = self._overlay_addresses(task)
             status = task["Status"]
             lines.append(f"{task['ID'][:10]} on {hostnames.get(task.get('NodeID'), '?')}: "
                          f"{status['State']} (desired {task['DesiredState']}) "

@@ -100,12 +100,7 @@ class Stack:
 
     def start(self) -> None:
         Stack.active.append(self)
-        for image in ("server", "client", "tools"):
-            try:
-                self.docker.images.get(f"sockets-lab/{image}:{self.image_tag}")
-            except docker.errors.ImageNotFound:
-                raise StackError(f"image sockets-lab/{image}:{self.image_tag} is missing: run "
-                                 "`make build` first (`make test` does)") from None
+        require_images(self.docker, ("server", "client", "tools"), self.image_tag)
         self.compose("up", "--detach", "--no-build", "--pull", "never", *self.services)
         for service in self.services:
             self.wait_healthy(service)
@@ -311,6 +306,16 @@ class Stack:
     def wait_for_server_log(self, text: str, since: int, within_s: float = 30) -> str:
         """Wait for a line with ``text`` written to the server's log after ``since``."""
         return self.wait_for_log(self.container("server"), text, since, within_s)
+
+
+def require_images(engine: docker.DockerClient, images: tuple[str, ...], tag: str) -> None:
+    """Each of the lab's ``images`` is built, or one clear error saying how to build it."""
+    for image in images:
+        try:
+            engine.images.get(f"sockets-lab/{image}:{tag}")
+        except docker.errors.ImageNotFound:
+            raise StackError(f"image sockets-lab/{image}:{tag} is missing: run `make build` "
+                             "first (`make test` does)") from None
 
 
 def _labelled(engine: docker.DockerClient, label: str) -> list[tuple[str, Any]]:
