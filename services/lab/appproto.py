@@ -13,9 +13,9 @@ A binary request (any other content type) gets the tutorial's binary reply:
 ``b"First 10 bytes of request: " + content[:10]`` as ``binary/custom-server-binary-type``.
 
 An error reply is ``{"result": "Error: <message>", "error": {"code", "message"}}``, so the
-tutorial's client prints it sensibly. ``answer`` is what the server says to a request;
-``parse_reply`` is how a client reads what came back. Adding an action is one entry in
-``ACTIONS`` (and its test).
+tutorial's client prints it sensibly. ``answer`` is what the server says to a request, as an
+event of ``lab.appconn`` (which turns events into bytes and back). Adding an action is one entry
+in ``ACTIONS`` (and its test).
 """
 
 from __future__ import annotations
@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import framing
+from .appconn import ErrorReply, Reply, Request
 
-BINARY_REPLY_TYPE = "binary/custom-server-binary-type"
 BINARY_REPLY_PREFIX = b"First 10 bytes of request: "
-KEEPS_CONNECTION = frozenset({"unknown-action", "bad-value"})  # errors after which we go on
 
 SEARCH_TABLE = {
     "morpheus": "Follow the white rabbit. \U0001f430",
@@ -81,62 +80,17 @@ ACTIONS: dict[str, Callable[[Any, Context], Any]] = {
 }
 
 
-def error_reply(code: str, message: str) -> bytes:
-    """An error as a text/json reply the tutorial's client prints sensibly (``result``)."""
-    return framing.encode_json({"result": f"Error: {message}",
-                                "error": {"code": code, "message": message}})
-
-
-def binary_reply(content: bytes) -> bytes:
-    return framing.encode_message(BINARY_REPLY_PREFIX + content[:10], BINARY_REPLY_TYPE,
-                                  framing.BINARY_ENCODING)
-
-
-def answer(request: framing.Message, context: Context) -> bytes:
-    """The reply to one decoded request, as bytes to send."""
-    if not request.is_json:
-        return binary_reply(request.content)
-    action = request.value.get("action")
-    handler = ACTIONS.get(action) if isinstance(action, str) else None
+def answer(request: Request, context: Context) -> Reply | ErrorReply:
+    """The reply to one request."""
+    if request.binary is not None:
+        return Reply(binary=BINARY_REPLY_PREFIX + request.binary[:10])
+    handler = ACTIONS.get(request.action) if isinstance(request.action, str) else None
     if handler is None:
-        return error_reply("unknown-action", f'invalid action "{framing.shown(action)}".')
+        return ErrorReply("unknown-action", f'invalid action "{framing.shown(request.action)}".')
     try:
-        result = handler(request.value.get("value"), context)
+        result = handler(request.value, context)
     except BadValue as exc:
-        return error_reply("bad-value", str(exc))
+        return ErrorReply("bad-value", str(exc))
     # In the encoding the request used, as the tutorial's peers expect (the codec accepted it, so
     # it is on the allow-list; what it cannot carry goes as JSON escapes).
-    return framing.encode_json({"result": result}, request.content_encoding)
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A reply as a client reads it: a result, an error (code and message), or binary bytes."""
-
-    result: Any = None
-    error_code: str | None = None
-    error_message: str | None = None
-    binary: bytes | None = None
-
-    @property
-    def is_error(self) -> bool:
-        return self.error_code is not None
-
-
-class MalformedReply(ValueError):
-    """What came back is a frame, but not a reply of this protocol."""
-
-
-def parse_reply(message: framing.Message) -> Reply:
-    if not message.is_json:
-        return Reply(binary=message.content)
-    value = message.value
-    if "error" in value:
-        error = value["error"]
-        if not isinstance(error, dict):
-            raise MalformedReply(f"a malformed error: {framing.clip(error)}")
-        return Reply(result=value.get("result"), error_code=framing.shown(error.get("code")),
-                     error_message=framing.shown(error.get("message"), 200))
-    if "result" not in value:
-        raise MalformedReply(f"no result: {framing.clip(value)}")
-    return Reply(result=value["result"])
+    return Reply(result, encoding=request.encoding)

@@ -30,6 +30,7 @@ break the format, ``TruncatedMessage`` when the stream ends inside a message, an
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 import struct
@@ -48,6 +49,11 @@ DEFAULT_MAX_CONTENT_BYTES = 512 << 10
 MAX_JSON_DEPTH = 32  # nested arrays/objects; the top-level object is depth 1
 MAX_JSON_VALUES = 50_000  # values in one JSON text, containers included: bounds the parse time
 MAX_ENCODING_NAME = 32
+# A header held while its content arrives is counted as this many bytes plus its size on the
+# wire (its required keys' values), plus that size again when it has other keys (their bytes
+# are kept). The most a decoder holds for one frame: LARGEST_FRAME_OVERHEAD + max_content_bytes.
+SMALL_HEADER_COST = 1024
+LARGEST_FRAME_OVERHEAD = 2 + 2 * MAX_HEADER_BYTES + SMALL_HEADER_COST
 CLIP_CHARS = 64  # peer data quoted in an error message or a log line is cut to about this
 _LENGTH = struct.Struct(">H")
 
@@ -58,7 +64,11 @@ TEXT_ENCODINGS = {
     "utf32": "utf-32", "utf32le": "utf-32-le", "utf32be": "utf-32-be",
     "ascii": "ascii", "usascii": "ascii", "latin1": "latin-1", "iso88591": "latin-1",
 }
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+# A JSON string, or (second branch) an unterminated one: everything from its quote to the end.
+# Possessive quantifiers and the second branch make one left-to-right pass: a failed string is
+# never rescanned from a later quote, which made the old pattern quadratic in escaped quotes.
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"|"[\s\S]*')
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
 
 
 def clip(value: Any, limit: int = CLIP_CHARS) -> str:
@@ -95,7 +105,7 @@ def check_json_shape(text: str) -> str | None:
     opens = text.count("[") + text.count("{")
     if opens <= MAX_JSON_DEPTH and text.count(",") + opens < MAX_JSON_VALUES:
         return None
-    skeleton = _JSON_STRING.sub("", text) if '"' in text else text
+    skeleton = _without_strings(text)
     skeleton = "".join(skeleton.split())  # no whitespace, so empty containers read "[]" / "{}"
     opens = skeleton.count("[") + skeleton.count("{")
     empty = skeleton.count("[]") + skeleton.count("{}")
@@ -106,12 +116,22 @@ def check_json_shape(text: str) -> str | None:
         return None
     # Depth: peel the innermost pairs one level per pass (str.replace does not rescan what it
     # joins). Valid JSON empties in exactly its depth; at most ~2 * MAX_JSON_VALUES characters.
-    brackets = "".join(re.findall(r"[\[\]{}]", skeleton)).replace("{", "[").replace("}", "]")
+    brackets = _NOT_BRACKETS.sub("", skeleton).replace("{", "[").replace("}", "]")
     for _ in range(MAX_JSON_DEPTH):
         brackets = brackets.replace("[]", "")
         if not brackets:
             return None
     return f"nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+def _without_strings(text: str) -> str:
+    """``text`` with its JSON strings (and an unterminated one's tail) cut out, in one pass:
+    without backslashes a string is simply what lies between two quotes."""
+    if '"' not in text:
+        return text
+    if "\\" not in text:
+        return "".join(text.split('"')[0::2])
+    return _JSON_STRING.sub("", text)
 
 
 def parse_json(text: str, what: str) -> Any:
@@ -126,6 +146,15 @@ def parse_json(text: str, what: str) -> Any:
         raise RemoteProtocolError(f"{what} JSON is nested too deeply", "too-deep") from None
     except ValueError:  # includes integers over sys.get_int_max_str_digits()
         raise RemoteProtocolError(f"{what} is not JSON", f"{what}-not-json") from None
+
+
+# The codes of RemoteProtocolError: what a peer's bytes can be told is wrong with them.
+REMOTE_ERROR_CODES = frozenset({
+    "header-not-json", "header-not-utf8", "header-not-object", "missing-key",
+    "bad-content-length", "bad-type", "content-too-large", "bad-encoding", "content-not-json",
+    "content-not-object", "truncated", "too-deep", "too-many-values",
+    "malformed-reply", "unsolicited-reply",  # a client's, of what a server sent
+})
 
 
 class FramingError(Exception):
@@ -206,11 +235,31 @@ def encode_json(obj: dict, encoding: str = "utf-8", byteorder: str = sys.byteord
     except (TypeError, ValueError, RecursionError) as exc:  # not serialisable, or a cycle
         raise LocalProtocolError(f"cannot encode content as JSON: {clip(str(exc))}",
                                  "bad-content") from None
-    try:
-        content = text.encode(codec)
-    except UnicodeError:  # escape what the encoding cannot say; ASCII fits every allowed one
-        content = json.dumps(obj, ensure_ascii=True).encode(codec)
+    # Only the characters the encoding cannot say become escapes (never the whole text: one lone
+    # surrogate must not make every other character six bytes long).
+    content = text.encode(codec, _JSON_ESCAPE)
     return encode_message(content, JSON_TYPE, encoding, byteorder, extra_header)
+
+
+def _json_escape(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: what the encoding cannot carry, as JSON ``\\uXXXX`` escapes (a
+    surrogate pair beyond the BMP). Such characters only occur inside JSON strings (everything
+    else json.dumps writes is ASCII), where an escape means the same character."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    escaped = []
+    for char in exc.object[exc.start:exc.end]:
+        point = ord(char)
+        if point > 0xFFFF:
+            point -= 0x10000
+            escaped.append(f"\\u{0xD800 + (point >> 10):04x}\\u{0xDC00 + (point & 0x3FF):04x}")
+        else:
+            escaped.append(f"\\u{point:04x}")
+    return "".join(escaped), exc.end
+
+
+_JSON_ESCAPE = "sockets-lab-json-escape"
+codecs.register_error(_JSON_ESCAPE, _json_escape)
 
 
 def encode_binary(data: bytes, content_type: str = "binary/custom-client-binary-type",
@@ -284,7 +333,9 @@ class MessageDecoder:
         self._buffer = bytearray()
         self._pos = 0  # start of the unread part of _buffer
         self._header: dict | None = None  # parsed header of the message in progress
-        self._failed: RemoteProtocolError | None = None
+        self._header_raw = b""  # its bytes, when it has keys beyond the required ones
+        self._header_cost = 0  # what that header is counted as in ``held_bytes``
+        self._failed: tuple[type[RemoteProtocolError], str, str] | None = None
 
     def feed(self, data: bytes | memoryview) -> None:
         if self._pos and self._pos >= len(self._buffer) // 2:
@@ -299,6 +350,8 @@ class MessageDecoder:
         self._buffer = bytearray()
         self._pos = 0
         self._header = None
+        self._header_raw = b""
+        self._header_cost = 0
 
     @property
     def buffered(self) -> int:
@@ -306,18 +359,32 @@ class MessageDecoder:
         return len(self._buffer) - self._pos
 
     @property
+    def held_bytes(self) -> int:
+        """What this decoder keeps in memory: its buffer (read and unread parts alike, until the
+        next compaction) and the header of the message in progress."""
+        return len(self._buffer) + self._header_cost
+
+    def ready(self) -> bool:
+        """Can ``next_message`` get further without more bytes (a whole header, or a whole
+        message, is buffered)? Cheap: nothing is parsed."""
+        available = len(self._buffer) - self._pos
+        if self._header is not None:
+            return available >= self._header["content-length"]
+        return available >= 2 and available >= 2 + _LENGTH.unpack_from(self._buffer,
+                                                                         self._pos)[0]
+
+    @property
     def in_progress(self) -> bool:
         """True when part of a message has arrived (so a deadline for the rest applies)."""
         return self.buffered > 0 or self._header is not None
 
     def next_message(self) -> Message | object:
-        if self._failed is not None:
-            raise self._failed
-        try:
-            return self._next()
-        except RemoteProtocolError as exc:
-            self._failed = exc
-            raise
+        if self._failed is None:
+            try:
+                return self._next()
+            except RemoteProtocolError as exc:
+                self._fail(exc)
+        raise self._failure()
 
     def messages(self) -> Iterator[Message]:
         """Every complete message buffered now (possibly none), one at a time: a caller
@@ -329,32 +396,55 @@ class MessageDecoder:
         """The peer closed its side: fine between messages, ``TruncatedMessage`` inside one."""
         if self._failed is None and self.in_progress:
             where = "content" if self._header is not None else "header"
-            self._failed = TruncatedMessage(f"stream ended inside a message ({where} incomplete, "
-                                            f"{self.buffered} bytes of it received)")
+            self._fail(TruncatedMessage(f"stream ended inside a message ({where} incomplete, "
+                                        f"{self.buffered} bytes of it received)"))
         if self._failed is not None:
-            raise self._failed
+            raise self._failure()
+
+    def _fail(self, exc: RemoteProtocolError) -> None:
+        """Remember why, without the exception itself: its traceback's frames would keep the
+        buffer, the content and the decoded text alive for as long as the decoder lives. The
+        buffer goes at once: a failed stream is never read again."""
+        self._failed = (type(exc), str(exc), exc.code)
+        self.clear()
+
+    def _failure(self) -> RemoteProtocolError:
+        """A fresh exception for the remembered failure (raised outside any ``except``, so it
+        carries no context either)."""
+        assert self._failed is not None
+        kind, message, code = self._failed
+        return kind(message, code)
 
     def _next(self) -> Message | object:
         buf, pos = self._buffer, self._pos
         if self._header is None:
             if len(buf) - pos < 2:
-                return self.NEED_DATA
+                return self._need_data()
             (header_len,) = _LENGTH.unpack_from(buf, pos)
             if header_len == 0:
                 raise RemoteProtocolError("header length is zero", "header-not-json")
             if len(buf) - pos < 2 + header_len:
-                return self.NEED_DATA
+                return self._need_data()
             with memoryview(buf) as view:
-                self._header = _parse_header(view[pos + 2:pos + 2 + header_len],
-                                             self.max_content_bytes)
+                raw = view[pos + 2:pos + 2 + header_len]
+                header = _parse_header(raw, self.max_content_bytes)
+                if len(header) > len(REQUIRED_KEYS):
+                    # Other keys may be large objects (a parsed 64 KiB header can take 1.5 MB):
+                    # keep their bytes while the content arrives, and parse them again then.
+                    self._header_raw = bytes(raw)
+                    header = {key: header[key] for key in REQUIRED_KEYS}
+            self._header = header
+            self._header_cost = SMALL_HEADER_COST + header_len + len(self._header_raw)
             pos = self._pos = pos + 2 + header_len
         header = self._header
         length = header["content-length"]
         if len(buf) - pos < length:
-            return self.NEED_DATA
+            return self._need_data()
         content = bytes(buf[pos:pos + length])
         self._pos = pos + length
-        self._header = None
+        if self._header_raw:
+            header = _parse_header(self._header_raw, self.max_content_bytes)
+        self._header, self._header_raw, self._header_cost = None, b"", 0
         if self._pos == len(buf):  # all handed out: let go of the allocation
             self._buffer, self._pos = bytearray(), 0
         value = None
@@ -362,3 +452,12 @@ class MessageDecoder:
             value = _decode_json_content(content, header["content-encoding"])
         return Message(header["content-type"], header["content-encoding"], content,
                        header["byteorder"], value, header)
+
+    def _need_data(self) -> object:
+        """Waiting for the peer: keep only the unread part, so that what the decoder holds is
+        what the rest of this message needs (the bytes already handed out are let go of once
+        per message, a copy of at most one message)."""
+        if self._pos:
+            self._buffer = self._buffer[self._pos:]
+            self._pos = 0
+        return self.NEED_DATA

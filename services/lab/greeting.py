@@ -7,10 +7,9 @@ IPv6 endpoints are written ``[ip]:port`` (``lab.netinfo.endpoint``).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-_LINE = re.compile(r"Hello from (?P<hostname>\S+) at (?P<server>\S+)! You are (?P<client>\S+)\.")
+_START, _AT, _YOU, _END = "Hello from ", " at ", "! You are ", "."
 
 
 @dataclass(frozen=True)
@@ -25,6 +24,14 @@ def greeting_line(hostname: str, server: str, client: str) -> str:
 
 
 def parse_greeting(line: str) -> Greeting | None:
-    """The parts of a greeting line, or None if it is not one."""
-    match = _LINE.match(line.strip())
-    return Greeting(**match.groupdict()) if match else None
+    """The parts of a greeting line, or None if it is not one. Linear in the line's length
+    (partitions, no regular expression that could backtrack): it reads a peer's bytes."""
+    line = line.strip()
+    if not line.startswith(_START) or not line.endswith(_END):
+        return None
+    hostname, at, rest = line[len(_START):-len(_END)].partition(_AT)
+    server, you, client = rest.partition(_YOU)
+    parts = (hostname, server, client)
+    if not (at and you) or not all(parts) or any(len(p.split()) != 1 for p in parts):
+        return None
+    return Greeting(hostname, server, client)

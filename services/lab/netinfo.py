@@ -10,6 +10,7 @@ import fcntl
 import ipaddress
 import socket
 import struct
+from dataclasses import dataclass, field
 
 _SIOCGIFADDR = 0x8915  # Linux ioctl: an interface's IPv4 address
 
@@ -40,6 +41,42 @@ def is_loopback(ip: str) -> bool:
         return ipaddress.ip_address(plain_ip(ip)).is_loopback
     except ValueError:
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A peer's address, parsed once (at accept, or per new UDP source) and read many times.
+
+    ``key`` is what per-peer limits count: the address itself for IPv4, the address's network
+    for IPv6 (a /64 by default), because one IPv6 host holds a whole prefix and may connect from
+    as many of its addresses as it likes."""
+
+    ip: str  # plain: IPv4-mapped IPv6 shown as IPv4, no scope id
+    port: int
+    loopback: bool
+    key: str
+    sockaddr: tuple = field(default=(), compare=False)  # as the socket gave it (to reply to)
+
+    def __str__(self) -> str:
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+
+
+def peer_of(sockaddr: tuple, ipv6_prefix_bits: int = 64) -> Peer:
+    """``sockaddr`` (as accept or recvfrom return it) as a ``Peer``: one parse of the address."""
+    raw = sockaddr[0]
+    try:
+        addr = ipaddress.ip_address(raw.split("%", 1)[0])
+    except ValueError:  # not an IP address at all (a Unix socket's path, say)
+        return Peer(raw, sockaddr[1], False, raw, sockaddr)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    ip = str(addr)
+    if isinstance(addr, ipaddress.IPv6Address) and 0 < ipv6_prefix_bits < 128:
+        shift = 128 - ipv6_prefix_bits
+        key = f"{ipaddress.IPv6Address(int(addr) >> shift << shift)}/{ipv6_prefix_bits}"
+    else:
+        key = ip
+    return Peer(ip, sockaddr[1], addr.is_loopback, key, sockaddr)
 
 
 def _ipv4_of(ifname: str) -> str | None:
