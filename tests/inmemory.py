@@ -1,121 +1,146 @@
 """The server's protocols without sockets: bytes in, replies out, through the code the server runs.
 
-A ``MemoryConnection`` stands where ``core.Connection`` stands for a protocol (the same attributes
-and calls a protocol uses), so a test, the Hypothesis state machine and the atheris fuzzers drive
-``AppProtocol`` exactly as the loop does, only with a clock and pauses they control.
+A ``MemoryTransport`` implements the same ``labserver.base.Transport`` interface as the loop's
+``TcpTransport`` (``test_transport_interface`` checks both against it), so a test, the
+Hypothesis state machine and the atheris fuzzers drive ``AppProtocol`` exactly as the loop does,
+only with a clock, pauses and work turns they control.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
-from lab import defaults, framing
+from lab import appconn, defaults, framing
+from lab.netinfo import Peer, peer_of
+from labserver.base import Protocol
 from labserver.limits import WarningLimiter
+from labserver.loop import WORK_SLICE_S
 
 log = logging.getLogger("inmemory")
 
 # The only codes an error reply may carry: the codec's, plus the app's own.
-APP_CODES = {"unknown-action", "bad-value", "frame-deadline", "busy", "memory-budget"}
-CODEC_CODES = {
-    "header-not-json", "header-not-utf8", "header-not-object", "missing-key",
-    "bad-content-length", "bad-type", "content-too-large", "bad-encoding", "content-not-json",
-    "content-not-object", "truncated", "too-deep", "too-many-values",
-}
+APP_CODES = appconn.APP_ERROR_CODES
+CODEC_CODES = framing.REMOTE_ERROR_CODES
 
 
-@dataclass
-class MemoryLoop:
-    now: float = 1000.0
-    warnings: WarningLimiter = field(default_factory=lambda: WarningLimiter(log))
+class MemoryTransport:
+    """A ``Transport`` whose peer is the test: everything written lands in ``sent``.
 
+    ``protocol`` is built with ``settings``, as the server's listener builds it. ``budget``
+    plays the server's memory budget (bytes the write buffer may take)."""
 
-class MemoryConnection:
-    """What a protocol sees of its connection; everything written lands in ``sent``.
-    ``settings`` are given to the protocol, as the server's listener gives them."""
-
-    def __init__(self, protocol: type, **settings: object) -> None:
-        self.loop = MemoryLoop()
-        self.peer = ("::ffff:172.20.0.3", 40000, 0, 0)
-        self.local = ("::ffff:172.20.0.2", defaults.APP_PORT, 0, 0)
+    def __init__(self, protocol: Callable[..., Protocol], budget: int = 1 << 30,
+                 **settings: object) -> None:
         self.conn_id = 1
-        self.last_rx = self.loop.now
+        self.peer: Peer = peer_of(("::ffff:172.20.0.3", 40000, 0, 0))
+        self.local: Peer = peer_of(("::ffff:172.20.0.2", defaults.APP_PORT, 0, 0))
+        self.now = 1000.0
+        self.budget = budget
+        self.warnings = WarningLimiter(log)
         self.sent = bytearray()
         self.closing: str | None = None
+        self.aborted = False
+        self.reading = True
         self.paused_since: float | None = None
         self.paused_total = 0.0
-        self.ready: list = []  # what the protocol scheduled with call_soon
-        self.turn_cpu_s: list[float] = []  # CPU time of each loop turn the protocol took
-        self.protocol = protocol(self, **settings)
-        self.protocol.connection_made()
+        self.work_requested = False
+        self.turn_cpu_s: list[float] = []  # CPU time of each turn the protocol took
+        self.protocol = protocol(**settings)
+        self.protocol.connection_made(self)
 
-    # -- what the protocol calls ------------------------------------------------------------
-    @property
-    def now(self) -> float:
-        return self.loop.now
+    # -- the Transport interface ------------------------------------------------------------
+    def time(self) -> float:
+        return self.now
 
-    def warn(self, kind: str, msg: str, *args: object) -> None:
-        self.loop.warnings.warn(kind, self.loop.now, msg, *args)
+    def write(self, data: bytes | bytearray | memoryview) -> bool:
+        if self.closing is not None:
+            return False
+        if len(data) > self.budget:
+            return False
+        self.sent += data
+        return True
 
-    def write(self, data: bytes | memoryview) -> None:
-        if self.closing is None:
-            self.sent += data
+    def get_write_buffer_size(self) -> int:
+        return 0  # the test reads everything at once
 
-    def close_when_flushed(self, reason: str) -> None:
+    def is_closing(self) -> bool:
+        return self.closing is not None
+
+    def close(self, reason: str) -> None:
         if self.closing is None:
             self.closing = reason
 
-    def call_soon(self, callback: object) -> None:
-        self.ready.append(callback)
+    def abort(self, reason: str, farewell: bytes = b"") -> None:
+        if self.closing is None:
+            self.sent += farewell
+            self.closing, self.aborted = reason, True
 
-    def reading_paused_s(self, now: float) -> float:
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def reading_paused_s(self) -> float:
         if self.paused_since is None:
             return self.paused_total
-        return self.paused_total + now - self.paused_since
+        return self.paused_total + self.now - self.paused_since
+
+    def request_work(self) -> None:
+        self.work_requested = True
+
+    def warn(self, kind: str, msg: str, *args: object) -> None:
+        self.warnings.warn(kind, self.now, msg, *args)
 
     # -- what the test does -----------------------------------------------------------------
     def receive(self, data: bytes) -> None:
-        """Bytes from the peer, as the loop hands them over: a view of a buffer it reuses."""
+        """Bytes from the peer, as the loop hands them over: a view of a buffer it reuses; then
+        the work the protocol asked for, turn by turn, as the loop runs it."""
         if self.closing is not None:
             return
         scratch = bytearray(data)
-        self.last_rx = self.loop.now
         self._turn(self.protocol.data_received, memoryview(scratch))
         scratch[:] = b"\xaa" * len(scratch)  # a protocol that kept the view would see this
-        self.run_ready()
+        self.run_work()
 
     def receive_eof(self) -> None:
         if self.closing is None:
             self._turn(self.protocol.eof_received)
-            self.run_ready()
+            self.run_work()
 
-    def run_ready(self, turns: int = 1 << 30) -> None:
-        """Run scheduled work, a turn at a time (as the loop does between selects)."""
+    def run_work(self, turns: int = 1 << 30) -> None:
+        """Run requested work, a turn (a slice of WORK_SLICE_S) at a time."""
         for _ in range(turns):
-            if not self.ready:
+            if not self.work_requested or self.closing is not None:
                 return
-            batch, self.ready = self.ready, []
-            for callback in batch:
-                if self.closing is None:
-                    self._turn(callback)
+            self.work_requested = False
+            more = self._turn(self.protocol.work, time.perf_counter() + WORK_SLICE_S)
+            self.work_requested = self.work_requested or bool(more)
 
-    def _turn(self, call: object, *args: object) -> None:
+    def _turn(self, call: Callable[..., object], *args: object) -> object:
         started = time.process_time()
-        call(*args)
+        result = call(*args)
         self.turn_cpu_s.append(time.process_time() - started)
+        return result
 
     def advance(self, seconds: float) -> None:
-        self.loop.now += seconds
+        self.now += seconds
         if self.closing is None:
-            self.protocol.check_deadline(self.loop.now)
+            self.protocol.check_deadline(self.now)
 
-    def pause_reading(self, paused: bool) -> None:
+    def backpressure(self, paused: bool) -> None:
+        """The loop stops (or resumes) reading this connection: the peer cannot send."""
         if paused and self.paused_since is None:
-            self.paused_since = self.loop.now
+            self.paused_since = self.now
         elif not paused and self.paused_since is not None:
-            self.paused_total += self.loop.now - self.paused_since
+            self.paused_total += self.now - self.paused_since
             self.paused_since = None
+
+    def lose(self, reason: str = "test") -> None:
+        """The connection goes: ``connection_lost``, as the transport delivers it."""
+        self.protocol.connection_lost(reason)
 
     def replies(self) -> list[framing.Message]:
         """Everything sent so far, decoded: it must always be well-formed frames."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from inmemory import CODEC_CODES, MemoryConnection, error_code
+from inmemory import CODEC_CODES, MemoryTransport, error_code
 from lab import framing
 from labserver.app import AppProtocol
 
@@ -38,7 +38,7 @@ def expected_result(action: str, value: object) -> object:
 class OneConnection(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.conn = MemoryConnection(AppProtocol, max_content_bytes=2048,
+        self.conn = MemoryTransport(AppProtocol, max_content_bytes=2048,
                                      frame_deadline_s=DEADLINE_S)
         self.unsent = b""  # well-formed requests not yet (fully) sent
         self.expected: list[tuple[str, object]] = []  # in order
@@ -100,7 +100,7 @@ class OneConnection(RuleBasedStateMachine):
     @precondition(lambda self: self.open)
     def toggle_pause(self) -> None:
         self.paused = not self.paused
-        self.conn.pause_reading(self.paused)
+        self.conn.backpressure(self.paused)
 
     @rule()
     @precondition(lambda self: self.open and not self.paused)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from framing_cases import content_frame, header, raw_frame
-from inmemory import APP_CODES, CODEC_CODES, MemoryConnection, error_code
+from inmemory import APP_CODES, CODEC_CODES, MemoryTransport, error_code
 from lab import framing
 from labserver.app import AppProtocol
 from labserver.config import ServerConfig
@@ -33,11 +33,11 @@ LOOP_TIME_BOUND_REFS = 10
 CONTENT = ServerConfig().max_content_bytes
 
 
-def app(**settings: object) -> MemoryConnection:
-    return MemoryConnection(AppProtocol, **settings)
+def app(**settings: object) -> MemoryTransport:
+    return MemoryTransport(AppProtocol, **settings)
 
 
-def only_error(conn: MemoryConnection) -> str:
+def only_error(conn: MemoryTransport) -> str:
     (reply,) = conn.replies()
     assert conn.closing is not None
     return error_code(reply)
@@ -294,10 +294,10 @@ def test_the_deadline_stands_still_while_we_pause_reading() -> None:
     conn = app(frame_deadline_s=2)
     conn.receive(framing.encode_json({"action": "whoami"})[:10])
     conn.advance(1.0)
-    conn.pause_reading(True)
+    conn.backpressure(True)
     for _ in range(10):
         conn.advance(1.0)
-    conn.pause_reading(False)
+    conn.backpressure(False)
     conn.advance(0.9)
     assert conn.closing is None  # 1.9 s of time the peer could send in
     conn.advance(0.2)

@@ -13,7 +13,7 @@ from lab.netinfo import local_addresses
 
 from . import health
 from .app import AppProtocol
-from .config import ServerConfig
+from .config import ServerConfig, config_problem
 from .loop import EventLoop
 from .protocols import EchoProtocol, GreetingProtocol, UdpEchoProtocol
 
@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"labserver: LAB_LOG_LEVEL={config.log_level!r} is not one of "
               f"{', '.join(LOG_LEVELS)}", file=sys.stderr)
         return 2
+    if (problem := config_problem(config)) is not None:
+        print(f"labserver: {problem}", file=sys.stderr)
+        return 2
     if config.server not in defaults.SERVERS:
         print(f"labserver: LAB_SERVER={config.server!r} is not one of "
               f"{', '.join(defaults.SERVERS)}", file=sys.stderr)
@@ -50,10 +53,12 @@ def main(argv: list[str] | None = None) -> int:
 
     logs.configure(config.log_level)
     loop = EventLoop(config)
+    loop.handle_signals()
     try:
-        loop.listen_tcp(EchoProtocol, config.echo_port)
+        loop.listen_tcp(EchoProtocol, config.echo_port, quiet_s=config.shutdown_grace_s)
         loop.listen_tcp(AppProtocol, config.app_port, max_content_bytes=config.max_content_bytes,
-                        frame_deadline_s=config.frame_deadline_s)
+                        frame_deadline_s=config.frame_deadline_s,
+                        max_reply_bytes=config.max_reply_bytes)
         loop.listen_tcp(GreetingProtocol, config.greet_port)
         loop.listen_udp(UdpEchoProtocol, config.udp_port, max_bytes=config.max_datagram_bytes,
                         rate_per_source=config.udp_rate_per_source)

@@ -25,9 +25,39 @@ class ServerConfig:
     max_content_bytes: int = framing.DEFAULT_MAX_CONTENT_BYTES  # app protocol: largest content
     max_datagram_bytes: int = 65507  # UDP: larger datagrams are dropped and logged
     udp_rate_per_source: int = 5000  # UDP: datagrams/s echoed to one address (burst: 1 s worth)
-    write_buffer_bytes: int = 256 << 10  # unsent bytes per connection before reading pauses
+    write_buffer_bytes: int = 256 << 10  # unsent bytes: over this, a connection stops reading
+    #                                      (echo) or answering (app) until its peer reads
+    connection_high_water_bytes: int = 0  # bytes one connection may hold (received and not
+    #                      yet answered, plus unsent): reading stops there. 0: one largest frame
+    #                      (max_content_bytes + 129 KiB) plus write_buffer_bytes (897 KiB)
+    max_reply_bytes: int = 1 << 20  # app protocol: a larger reply is refused (reply-too-large)
+    ipv6_prefix_bits: int = 64  # IPv6 peers count per network of this size for the per-ip cap
+    #                             (all hosts of one LAN /64 share it; 128: each address alone)
     memory_budget_bytes: int = 0  # bytes buffered across all connections; 0: a third of the
     #                               memory limit (cgroup), at most 1 GiB
     keepalive_idle_s: int = 60  # TCP keepalive: first probe after this much silence
     shutdown_grace_s: float = 5.0  # SIGTERM: time in-flight exchanges get to finish
     log_level: str = "INFO"
+
+
+def largest_frame(config: ServerConfig) -> int:
+    """The most one unfinished frame can make a connection hold (``framing.MessageDecoder``)."""
+    return framing.LARGEST_FRAME_OVERHEAD + config.max_content_bytes
+
+
+def high_water(config: ServerConfig) -> int:
+    """The bytes one connection may hold before it stops reading."""
+    return (config.connection_high_water_bytes
+            or largest_frame(config) + config.write_buffer_bytes)
+
+
+def config_problem(config: ServerConfig) -> str | None:
+    """Why these settings cannot work together, or None."""
+    frame = largest_frame(config)
+    if config.connection_high_water_bytes and config.connection_high_water_bytes <= frame:
+        return (f"LAB_CONNECTION_HIGH_WATER_BYTES={config.connection_high_water_bytes} cannot "
+                f"hold one whole frame of LAB_MAX_CONTENT_BYTES={config.max_content_bytes} "
+                f"(at least {frame})")
+    if not 0 < config.ipv6_prefix_bits <= 128:
+        return f"LAB_IPV6_PREFIX_BITS={config.ipv6_prefix_bits} is not between 1 and 128"
+    return None

@@ -17,6 +17,7 @@ import socket
 import time
 
 from lab import defaults, framing
+from lab.appconn import NEED_DATA, ClientConnection, Reply, Request
 
 from .config import ServerConfig
 
@@ -47,18 +48,13 @@ def _tcp_echo(host: str, port: int, timeout_s: float) -> None:
 
 def _app(host: str, port: int, timeout_s: float) -> None:
     token = os.urandom(8).hex()
+    app = ClientConnection()
     with socket.create_connection((host, port), timeout=timeout_s) as sock:
-        sock.sendall(framing.encode_json({"action": "echo", "value": token}))
-        decoder = framing.MessageDecoder()
-        while True:
-            chunk = sock.recv(4096)
-            if not chunk:
-                raise ProbeFailed("closed before the reply")
-            decoder.feed(chunk)
-            for reply in decoder.messages():
-                if not reply.is_json or reply.value.get("result") != token:
-                    raise ProbeFailed(f"unexpected reply {framing.clip(reply.value)}")
-                return
+        sock.sendall(app.send(Request("echo", token)))
+        while (reply := app.next_event()) is NEED_DATA:
+            app.receive_data(sock.recv(4096))
+    if reply != Reply(token):
+        raise ProbeFailed(f"unexpected reply {framing.clip(reply)}")
 
 
 def _greeting(host: str, port: int, timeout_s: float) -> None:

@@ -7,14 +7,19 @@
   into a flood of log lines, and nothing goes unreported.
 - ``SourceBuckets``: a token bucket per UDP source address, so the echo cannot be aimed at a
   victim at line rate; the table of sources is bounded too.
+- ``EchoLoopGuard``: the same payload again and again from one source is another echo service
+  answering ours; the loop is cut after a few rounds, whatever the ports.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import zlib
 from collections import OrderedDict
 from pathlib import Path
+
+from lab.netinfo import Peer
 
 BUDGET_SHARE = 3  # a third of the memory limit: the rest is the interpreter, kernel buffers, slack
 BUDGET_MIN_BYTES = 8 << 20
@@ -48,10 +53,12 @@ def memory_budget(configured: int) -> int:
 class WarningLimiter:
     """Log at most ``burst`` warnings per kind per ``window_s``; count and summarise the rest."""
 
-    def __init__(self, logger: logging.Logger, burst: int = 5, window_s: float = 5.0) -> None:
+    def __init__(self, logger: logging.Logger, burst: int = 5, window_s: float = 5.0,
+                 noun: str = "warning") -> None:
         self.log = logger
         self.burst = burst
         self.window_s = window_s
+        self.noun = noun
         self._windows: dict[str, list] = {}  # kind -> [window start, logged, suppressed]
 
     def warn(self, kind: str, now: float, msg: str, *args: object,
@@ -76,8 +83,8 @@ class WarningLimiter:
 
     def _summarise(self, kind: str, window: list, now: float) -> None:
         if window[2]:
-            self.log.warning("suppressed %d more %s warning(s) in the last %.1fs", window[2],
-                             kind, now - window[0])
+            self.log.warning("suppressed %d more %s %s(s) in the last %.1fs", window[2],
+                             kind, self.noun, now - window[0])
 
 
 class SourceBuckets:
@@ -106,3 +113,37 @@ class SourceBuckets:
             bucket[0] -= 1
             return True
         return False
+
+
+class EchoLoopGuard:
+    """Notices two echo services answering each other: the same payload from the same source,
+    again and again, each within ``window_s`` of the last. After ``repeats`` such echoes the
+    source's identical datagrams are dropped until it sends something else (or pauses).
+
+    Chosen over a list of known echo ports (another echo service may listen anywhere) and over a
+    per-source budget of identical payloads over a long window (a client that resends a lost
+    datagram, or pings with the same payload once a second, is no loop): a ping-pong repeats at
+    the round-trip time, tens of thousands of times a second, and is cut after ``repeats``.
+    Costs a CRC-32 of each datagram and a bounded table of the last payload per source."""
+
+    def __init__(self, repeats: int = 8, window_s: float = 0.5, max_sources: int = 4096) -> None:
+        self.repeats = repeats
+        self.window_s = window_s
+        self.max_sources = max_sources
+        self._last: OrderedDict[Peer, list] = OrderedDict()  # source -> [digest, when, count]
+
+    def looping(self, source: Peer, data: memoryview, now: float) -> bool:
+        digest = (len(data), zlib.crc32(data))
+        last = self._last.get(source)
+        if last is None:
+            self._last[source] = [digest, now, 0]
+            if len(self._last) > self.max_sources:
+                self._last.popitem(last=False)
+            return False
+        self._last.move_to_end(source)
+        if last[0] == digest and now - last[1] < self.window_s:
+            last[2] += 1
+        else:
+            last[0], last[2] = digest, 0
+        last[1] = now
+        return last[2] >= self.repeats

@@ -1,10 +1,12 @@
-"""Listening sockets: a ``TcpListener`` admits peers and builds each one's ``Connection``; a
-``UdpListener`` hands each datagram to its ``DatagramProtocol``.
+"""Listening sockets: a ``TcpListener`` admits peers and builds each one's protocol; a
+``UdpListener`` is the ``DatagramTransport`` its protocol answers through.
 
-A listener owns admission: it decides whether a peer may connect (``EventLoop.admission`` counts
-what all listeners hold), tells a refused peer so in its protocol's words (``refusal``), and
-builds the protocol with the settings it was given. Every socket is dual-stack where the bind
-address allows: one IPv6 socket with ``IPV6_V6ONLY=0``, so IPv4 peers appear as IPv4.
+A listener owns admission: it parses the peer's address once (``lab.netinfo.Peer``), asks the
+loop whether the peer may connect (``EventLoop.admission`` counts what all listeners hold),
+tells a refused peer so in its protocol's words (``refusal``), and builds the protocol with the
+settings it was given. Accepting costs O(1) per peer and at most ACCEPT_BATCH peers a listener
+per turn. Every socket is dual-stack where the bind address allows: one IPv6 socket with
+``IPV6_V6ONLY=0``, so IPv4 peers appear as IPv4.
 """
 
 from __future__ import annotations
@@ -14,19 +16,22 @@ import errno
 import functools
 import logging
 import socket
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lab.netinfo import endpoint, plain_ip
+from lab.netinfo import Peer, peer_of
 
-from .connection import Connection, Protocol
+from .base import DatagramProtocol, Protocol
 
 if TYPE_CHECKING:
     from .config import ServerConfig
     from .loop import EventLoop
 
-ACCEPT_BATCH = 64  # accepts per readiness event, so a burst of clients is taken in one go
-UDP_BATCH = 64  # datagrams per readiness event
+ACCEPT_BATCH = 64  # accepts per listener per turn, so a burst of clients is taken in one go
+UDP_BATCH = 64  # datagrams per listener per turn
 PAUSE_ON_EMFILE_S = 0.5  # out of file descriptors: stop accepting for a moment
+UDP_PEERS_CACHED = 1024  # datagram sources whose parsed address is kept
 
 log = logging.getLogger("server")
 
@@ -34,18 +39,19 @@ log = logging.getLogger("server")
 class TcpListener:
     """Accepts peers for ``protocol`` (a ``Protocol`` class, built with ``settings``)."""
 
-    def __init__(self, loop: EventLoop, protocol: type[Protocol], port: int,
+    def __init__(self, loop: EventLoop, protocol: Callable[..., Protocol], port: int,
                  **settings: Any) -> None:
         self.loop = loop
-        self.name = protocol.name
-        self.refusal = protocol.refusal
+        self.name: str = getattr(protocol, "name", "tcp")
+        self.refusal: bytes = getattr(protocol, "refusal", b"")
         self.factory = functools.partial(protocol, **settings) if settings else protocol
         self.sock = listening_socket(loop.config, socket.SOCK_STREAM, port)
+        self.port: int = self.sock.getsockname()[1]
 
     def on_ready(self, mask: int) -> None:
         for _ in range(ACCEPT_BATCH):
             try:
-                sock, peer = self.sock.accept()
+                sock, addr = self.sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -55,12 +61,12 @@ class TcpListener:
                         "for %.1fs", self.name, exc.strerror, PAUSE_ON_EMFILE_S)
                     self.loop.pause_listener(self, PAUSE_ON_EMFILE_S)
                 return  # anything else (e.g. the peer gave up before accept) is not ours to fix
-            self.admit(sock, peer)
+            self.admit(sock, peer_of(addr, self.loop.config.ipv6_prefix_bits))
 
-    def admit(self, sock: socket.socket, peer: tuple) -> None:
+    def admit(self, sock: socket.socket, peer: Peer) -> None:
         sock.setblocking(False)
         loop = self.loop
-        refusal = loop.admission(plain_ip(peer[0]))
+        refusal = loop.admission(peer)
         if refusal is not None:
             loop.refused[refusal] += 1
             with contextlib.suppress(OSError):
@@ -68,22 +74,20 @@ class TcpListener:
             sock.close()
             loop.warnings.warn(f"refused ({refusal})", loop.now,
                                "%s refused peer=%s: %s (%d connections; %d refused so far)",
-                               self.name, endpoint(peer), refusal, len(loop.connections),
+                               self.name, peer, refusal, len(loop.connections),
                                sum(loop.refused.values()))
             return
         configure_accepted(sock, loop.config.keepalive_idle_s)
-        loop.conn_ids += 1
         try:
-            conn = Connection(loop, sock, peer, loop.conn_ids, self.factory,
-                              loop.config.write_buffer_bytes)
+            protocol = self.factory()
         except Exception as exc:  # the protocol's constructor: a bug, not the peer's doing
-            loop.contain(self, f"building a protocol for peer={endpoint(peer)}", exc)
+            loop.contain(self, f"building a protocol for peer={peer}", exc)
             sock.close()
             return
-        loop.add(conn)
+        loop.add(sock, peer, protocol)
 
     def describe(self) -> str:
-        return f"{self.name} on {endpoint(self.sock.getsockname())}/tcp"
+        return f"{self.name} on {peer_of(self.sock.getsockname())}/tcp"
 
 
 def configure_accepted(sock: socket.socket, keepalive_idle_s: int) -> None:
@@ -95,66 +99,65 @@ def configure_accepted(sock: socket.socket, keepalive_idle_s: int) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
 
 
-class DatagramProtocol:
-    """What a UDP listener does with each datagram. ``datagram_received(data, peer)`` may
-    answer with ``self.sendto(data, peer)``; ``data`` is valid only during the call. ``stats()``
-    goes into the server's closing summary."""
-
-    name = "udp"
-
-    def __init__(self, listener: UdpListener) -> None:
-        self.listener = listener
-
-    def datagram_received(self, data: memoryview, peer: tuple) -> None:
-        raise NotImplementedError
-
-    def sendto(self, data: bytes | memoryview, peer: tuple) -> bool:
-        """Send a datagram; False (and counted) if the kernel would not take it."""
-        try:
-            self.listener.sock.sendto(data, peer)
-        except OSError as exc:  # send buffer full, or the peer's route is gone
-            self.listener.send_failed += 1
-            self.listener.loop.warnings.warn(
-                f"{self.name} send", self.listener.loop.now, "%s could not send to peer=%s: "
-                "%s (%d so far)", self.name, endpoint(peer), exc.strerror,
-                self.listener.send_failed)
-            return False
-        return True
-
-    def stats(self) -> dict[str, Any]:
-        return {}
-
-
 class UdpListener:
-    """A datagram socket whose datagrams go to ``protocol`` (built with ``settings``). Reads up
-    to ``largest`` + 1 bytes, so that an oversized datagram is seen as such (the kernel cuts
-    what does not fit)."""
+    """A datagram socket whose datagrams go to ``protocol`` (built with ``settings``); it is the
+    protocol's ``DatagramTransport``. Reads up to ``largest`` + 1 bytes, so that an oversized
+    datagram is seen as such (the kernel cuts what does not fit)."""
 
-    def __init__(self, loop: EventLoop, protocol: type[DatagramProtocol], port: int,
+    def __init__(self, loop: EventLoop, protocol: Callable[..., DatagramProtocol], port: int,
                  largest: int, **settings: Any) -> None:
         self.loop = loop
-        self.name = protocol.name
+        self.name: str = getattr(protocol, "name", "udp")
         self.sock = listening_socket(loop.config, socket.SOCK_DGRAM, port)
-        self.port = self.sock.getsockname()[1]
+        self.port: int = self.sock.getsockname()[1]
         self.buffer = bytearray(largest + 1)
         self.view = memoryview(self.buffer)
         self.send_failed = 0
-        self.protocol = protocol(self, **settings)
+        self._peers: OrderedDict[tuple, Peer] = OrderedDict()  # sockaddr -> parsed, bounded
+        self.protocol = protocol(**settings)
+        self.protocol.connection_made(self)
 
+    # -- the DatagramTransport interface -----------------------------------------------------
+    def time(self) -> float:
+        return self.loop.now
+
+    def sendto(self, data: bytes | memoryview, peer: Peer) -> bool:
+        try:
+            self.sock.sendto(data, peer.sockaddr)
+        except OSError as exc:  # send buffer full, or the peer's route is gone
+            self.send_failed += 1
+            self.warn(f"{self.name} send", "%s could not send to peer=%s: %s (%d so far)",
+                      self.name, peer, exc.strerror, self.send_failed)
+            return False
+        return True
+
+    def warn(self, kind: str, msg: str, *args: object) -> None:
+        self.loop.warnings.warn(kind, self.loop.now, msg, *args)
+
+    # -- called by the loop -------------------------------------------------------------------
     def on_ready(self, mask: int) -> None:
         sock, view, protocol = self.sock, self.view, self.protocol
         for _ in range(UDP_BATCH):
             try:
-                size, peer = sock.recvfrom_into(self.buffer)
+                size, addr = sock.recvfrom_into(self.buffer)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
                 log.debug("%s recv failed: %s", self.name, exc)
                 continue
-            protocol.datagram_received(view[:size], peer)
+            protocol.datagram_received(view[:size], self._peer(addr))
+
+    def _peer(self, addr: tuple) -> Peer:
+        """The source, parsed once while it keeps sending (a bounded cache)."""
+        peer = self._peers.get(addr)
+        if peer is None:
+            peer = self._peers[addr] = peer_of(addr, self.loop.config.ipv6_prefix_bits)
+            if len(self._peers) > UDP_PEERS_CACHED:
+                self._peers.popitem(last=False)
+        return peer
 
     def describe(self) -> str:
-        return f"{self.name} on {endpoint(self.sock.getsockname())}/udp"
+        return f"{self.name} on {peer_of(self.sock.getsockname())}/udp"
 
 
 def listening_socket(config: ServerConfig, kind: int, port: int) -> socket.socket:

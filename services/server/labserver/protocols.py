@@ -6,30 +6,43 @@ import ipaddress
 import logging
 import socket
 from collections import Counter, OrderedDict
-from typing import Any
 
 from lab.greeting import greeting_line
-from lab.netinfo import endpoint, is_loopback, plain_ip
+from lab.netinfo import Peer
 
-from .connection import Protocol
-from .limits import SourceBuckets
-from .listeners import DatagramProtocol, UdpListener
-
-ECHO_QUIET_S = 0.25  # at shutdown, an echo peer silent this long is between exchanges
+from .base import DatagramProtocol, Protocol, Transport
+from .limits import EchoLoopGuard, SourceBuckets
 
 log = logging.getLogger("server")
 
 
 class EchoProtocol(Protocol):
-    """Echoes every byte back until the peer closes its side; then finishes sending and closes."""
+    """Echoes every byte back until the peer closes its side; then finishes sending and closes.
+
+    A peer that does not read makes the write buffer fill: the transport then pauses reading
+    (``pause_writing``), so it cannot make us hold more than the write high-water mark.
+    ``quiet_s``: at a shutdown, an echo stream that moved bytes within this long is in the
+    middle of an exchange and may finish (the server passes its shutdown grace period)."""
 
     name = "tcp-echo"
 
-    def data_received(self, data: memoryview) -> None:
-        self.conn.write(data)
+    def __init__(self, quiet_s: float = 5.0) -> None:
+        super().__init__()
+        self.quiet_s = quiet_s
+        self.last_data = float("-inf")  # nothing received yet: idle
+        self.half_closed = False
 
-    def between_exchanges(self, now: float) -> bool:
-        return now - self.conn.last_rx >= ECHO_QUIET_S
+    def data_received(self, data: memoryview) -> None:
+        transport = self.conn
+        self.last_data = transport.time()
+        transport.write(data)  # within what the read was charged for: never refused
+
+    def eof_received(self) -> None:
+        self.half_closed = True
+        super().eof_received()
+
+    def in_exchange(self, now: float) -> bool:
+        return not self.half_closed and now - self.last_data < self.quiet_s
 
 
 class GreetingProtocol(Protocol):
@@ -43,89 +56,95 @@ class GreetingProtocol(Protocol):
     speaks_first = True
     hostname = socket.gethostname()
 
-    def connection_made(self) -> None:
-        conn = self.conn
-        conn.write(greeting_line(self.hostname, endpoint(conn.local), endpoint(conn.peer))
-                   .encode())
-        conn.close_when_flushed("greeted")
+    def connection_made(self, transport: Transport) -> None:
+        super().connection_made(transport)
+        transport.write(greeting_line(self.hostname, str(transport.local), str(transport.peer))
+                        .encode())
+        transport.close("greeted")
 
     def data_received(self, data: memoryview) -> None:
         pass
-
-
-_UNKNOWN = object()
 
 
 class UdpEchoProtocol(DatagramProtocol):
     """Echoes each datagram to its sender, unless it must not (each drop is counted):
 
     - oversized (over ``max_bytes``);
-    - from a source that cannot want an echo and may be another echo service, which would
-      ping-pong with us forever: a port below 1024 (as BSD inetd's echo does), our own echo
-      port (ourselves, or another lab server), or a broadcast, multicast or unspecified address;
-    - over the source's rate (``rate_per_source``), so we cannot be used as a reflector.
+    - from a source that cannot want an echo: a port below 1024 (as BSD inetd's echo does), our
+      own echo port (ourselves, or another lab server), or a broadcast, multicast or unspecified
+      address;
+    - the same payload again and again from one source: another echo service answering us, on
+      whatever port (``limits.EchoLoopGuard``), so a forged datagram cannot start a ping-pong;
+    - over the source's rate (``rate_per_source``, per address or IPv6 /64), so we cannot be
+      used as a reflector.
+
+    An echo is never larger than the datagram it answers: no amplification.
     """
 
     name = "udp-echo"
     SEEN_PEERS_MAX = 1024  # new peers are logged once; remember this many (and verdicts)
 
-    def __init__(self, listener: UdpListener, max_bytes: int, rate_per_source: int) -> None:
-        super().__init__(listener)
+    def __init__(self, max_bytes: int, rate_per_source: int) -> None:
+        super().__init__()
         self.max_bytes = max_bytes
-        self.seen: OrderedDict[tuple, None] = OrderedDict()
+        self.seen: OrderedDict[Peer, None] = OrderedDict()
         self.verdicts: OrderedDict[str, str | None] = OrderedDict()  # source ip -> why refused
         self.buckets = SourceBuckets(rate_per_source)
+        self.loops = EchoLoopGuard()
         self.echoed = 0
         self.dropped: Counter[str] = Counter()
 
-    def datagram_received(self, data: memoryview, peer: tuple) -> None:
+    def datagram_received(self, data: memoryview, peer: Peer) -> None:
+        transport = self.transport
+        assert transport is not None
         if peer not in self.seen:
             self._note_peer(peer, len(data))
-        loop = self.listener.loop
-        why = self._refuse(peer, len(data), loop.now)
+        why = self._refuse(transport.port, data, peer, transport.time())
         if why is not None:
             self.dropped[why] += 1
-            loop.warnings.warn(f"udp-echo drop ({why})", loop.now,
-                               "udp-echo dropped a datagram from peer=%s (%s; %d so far)",
-                               endpoint(peer), why, self.dropped[why])
-        elif self.sendto(data, peer):
+            transport.warn(f"udp-echo drop ({why})", "udp-echo dropped a datagram from peer=%s "
+                           "(%s; %d so far)", peer, why, self.dropped[why])
+        elif transport.sendto(data, peer):
             self.echoed += 1
 
-    def _refuse(self, peer: tuple, size: int, now: float) -> str | None:
-        if size > self.max_bytes:
+    def _refuse(self, our_port: int, data: memoryview, peer: Peer, now: float) -> str | None:
+        if len(data) > self.max_bytes:
             return f"over {self.max_bytes} bytes"
-        port = peer[1]
-        if port < 1024:
+        if peer.port < 1024:
             return "source port below 1024"
-        if port == self.listener.port:
+        if peer.port == our_port:
             return "source is an echo port (ours or another echo service's)"
-        ip = peer[0]
-        verdict = self.verdicts.get(ip, _UNKNOWN)
+        verdict = self.verdicts.get(peer.ip, _UNKNOWN)
         if verdict is _UNKNOWN:
-            verdict = self.verdicts[ip] = _bad_source(ip)
+            verdict = self.verdicts[peer.ip] = _bad_source(peer.ip)
             if len(self.verdicts) > self.SEEN_PEERS_MAX:
                 self.verdicts.popitem(last=False)
         if verdict is not None:
             return verdict  # type: ignore[return-value]
-        if not self.buckets.allow(ip, now):
+        if self.loops.looping(peer, data, now):
+            return "the same payload again and again: an echo loop"
+        if not self.buckets.allow(peer.key, now):
             return "over the rate per source"
         return None
 
-    def _note_peer(self, peer: tuple, size: int) -> None:
+    def _note_peer(self, peer: Peer, size: int) -> None:
         self.seen[peer] = None
         if len(self.seen) > self.SEEN_PEERS_MAX:
             self.seen.popitem(last=False)
-        if not is_loopback(peer[0]):
-            log.info("udp-echo first datagram from peer=%s (%d bytes)", endpoint(peer), size)
+        if not peer.loopback:
+            log.info("udp-echo first datagram from peer=%s (%d bytes)", peer, size)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, object]:
         return {"echoed": self.echoed, "dropped": self.dropped}
+
+
+_UNKNOWN = object()
 
 
 def _bad_source(ip: str) -> str | None:
     """Why no echo may go to this address (one that can only be a forgery), or None."""
     try:
-        addr = ipaddress.ip_address(plain_ip(ip))
+        addr = ipaddress.ip_address(ip)
     except ValueError:
         return "unparsable source address"
     if addr.is_multicast or addr.is_unspecified or str(addr) == "255.255.255.255":
