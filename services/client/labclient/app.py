@@ -1,9 +1,11 @@
 """The framed application protocol, client side: build requests, send them, check the replies.
 
 Requests on one connection are pipelined: all are sent back to back, then the replies are read
-in order. Against a server that closes after one reply (the tutorial's), the client notices the
-early close and sends the rest one request per connection. Every action is idempotent, so a
-resend is safe.
+in order (``lab.appconn.ClientConnection`` reads them). Against a server that closes after each
+correct reply (the tutorial's), the client notices and sends the rest one request per connection:
+every action is idempotent, so a resend is safe. A server that closes after an error reply (its
+memory budget, a bad frame) ends the command with that error: it is never a reason to open a
+connection per request.
 """
 
 from __future__ import annotations
@@ -13,103 +15,113 @@ from dataclasses import dataclass
 from typing import Any
 
 from lab import appproto, framing
+from lab.appconn import ErrorReply, Reply, Request
 
-from .errors import DataMismatch, ProtocolError
+from .errors import DataMismatch, ProtocolError, connection_lost
 from .results import AppManyResult, AppResult
 from .sessions import AppSession, drive
-from .transport import Target, connect
+from .transport import Deadline, Target, connect
 
 
 @dataclass(frozen=True)
-class Request:
+class Expected:
     """One request and what a correct reply to it looks like."""
 
-    wire: bytes
-    binary: bool
-    expected: Any = None  # the result we know must come back (echo), or None
-    content: bytes = b""  # a binary request's content
+    request: Request
+    result: Any = None  # the result we know must come back (echo), or None
 
-    def check(self, reply: framing.Message, index: int) -> Any:
+    def check(self, reply: Reply | ErrorReply, index: int) -> Any:
         """The reply's result, or a ``ClientError`` saying what is wrong with it."""
-        try:
-            parsed = appproto.parse_reply(reply)
-        except appproto.MalformedReply as exc:
-            raise ProtocolError(f"reply {index}: {exc}") from None
-        if self.binary:
-            want = appproto.BINARY_REPLY_PREFIX + self.content[:10]
-            if parsed.binary != want:
-                raise DataMismatch(f"reply {index}: binary reply {reply.content[:60]!r} is not "
-                                   f"{want!r}")
-            return parsed.binary.decode("utf-8", "replace")
-        if parsed.binary is not None:
-            raise ProtocolError(f"reply {index}: expected text/json, got {reply.content_type}")
-        if parsed.is_error:
-            raise ProtocolError(f"server answered an error: {parsed.error_code}: "
-                                f"{parsed.error_message}", reply=reply.value)
-        if self.expected is not None and parsed.result != self.expected:
-            raise DataMismatch(f"reply {index} is {framing.clip(parsed.result)}, expected "
-                               f"{framing.clip(self.expected)} (out of order or corrupted)")
-        return parsed.result
+        if isinstance(reply, ErrorReply):
+            raise ProtocolError(f"server answered an error: {reply.code}: {reply.message}",
+                                reply={"error": {"code": reply.code, "message": reply.message}})
+        if self.request.binary is not None:
+            want = appproto.BINARY_REPLY_PREFIX + self.request.binary[:10]
+            if reply.binary != want:
+                raise DataMismatch(f"reply {index}: binary reply {framing.clip(reply.binary)} "
+                                   f"is not {want!r}")
+            return reply.binary.decode("utf-8", "replace")
+        if reply.binary is not None:
+            raise ProtocolError(f"reply {index}: expected text/json, got binary content")
+        if self.result is not None and reply.result != self.result:
+            raise DataMismatch(f"reply {index} is {framing.clip(reply.result)}, expected "
+                               f"{framing.clip(self.result)} (out of order or corrupted)")
+        return reply.result
 
 
 def build_requests(action: str, value: str | None, count: int, binary: bool,
-                   encoding: str = "utf-8") -> list[Request]:
+                   encoding: str = "utf-8") -> list[Expected]:
     """``count`` requests. Pipelined echoes carry distinct values so order can be checked."""
     if binary:  # the tutorial's binary request: action and value as bytes
         data = (action + (value or "")).encode("utf-8")
-        return [Request(framing.encode_binary(data), True, content=data)] * count
+        return [Expected(Request(binary=data))] * count
     requests = []
     for i in range(count):
-        body: dict[str, Any] = {"action": action}
         this = value if count == 1 or action != "echo" else f"{value} #{i}"
-        if this is not None:
-            body["value"] = this
-        expected = this if action == "echo" else None
-        requests.append(Request(framing.encode_json(body, encoding), False, expected))
+        requests.append(Expected(Request(action, this, encoding),
+                                 this if action == "echo" else None))
     return requests
 
 
-def exchange(target: Target, requests: list[Request]) -> AppResult:
+def _closing_error(session: AppSession) -> ErrorReply | None:
+    """The error reply the server closed the connection after, if that is why it closed."""
+    last = session.replies[-1] if session.replies else None
+    return last if isinstance(last, ErrorReply) and last.closes else None
+
+
+def exchange(target: Target, requests: list[Expected]) -> AppResult:
     """Send ``requests`` and check every reply; pipelined, falling back as described above."""
-    replies: list[framing.Message] = []
+    replies: list[Reply | ErrorReply] = []
     connections, pipelined, info = 0, True, None
     started = time.perf_counter()
+    deadline = target.clock()
     while len(replies) < len(requests):
         todo = requests[len(replies):] if pipelined else requests[len(replies):len(replies) + 1]
-        sock, attempts = connect(target)
+        session = _run(target, [e.request for e in todo], deadline)
         connections += 1
-        with sock:
-            session = AppSession(sock, [r.wire for r in todo], attempts)
-            info = info or {**session.info, "attempts": attempts}
-            try:
-                drive([session], target.timeout_s)
-            except framing.RemoteProtocolError as exc:
-                raise ProtocolError(f"bad reply from {session.where}: {exc}", **session.info
-                                    ) from None
-        replies.extend(session.replies[:len(todo)])
+        info = info or {**session.info, "attempts": session.attempts}
+        replies.extend(session.replies)
+        if (error := _closing_error(session)) is not None:
+            raise ProtocolError(f"{session.where} answered an error and closed: {error.code}: "
+                                f"{error.message}", **session.info)
         if session.closed_early:
-            if not pipelined and not session.replies:
+            if not session.replies and session.reset is not None:  # worth a retry
+                raise connection_lost(session.where, session.reset, **session.info)
+            if not session.replies:
                 raise ProtocolError(f"{session.where} closed the connection without a complete "
                                     "reply", **session.info)
-            pipelined = False
+            pipelined = False  # a server that answers one request per connection
     results = [req.check(reply, i) for i, (req, reply) in enumerate(zip(requests, replies,
                                                                            strict=True))]
     return AppResult(**(info or {}), requests=len(requests), connections_used=connections,
-                     pipelined=pipelined and len(requests) > 1, binary=requests[0].binary,
+                     pipelined=pipelined and len(requests) > 1,
+                     binary=requests[0].request.binary is not None,
                      result=results[0], results=results if len(results) > 1 else None,
                      elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
 
 
-def exchange_many(target: Target, requests: list[Request], connections: int) -> AppManyResult:
+def _run(target: Target, requests: list[Request], deadline: Deadline) -> AppSession:
+    sock, attempts = connect(target)
+    with sock:
+        session = AppSession(sock, requests, attempts)
+        try:
+            drive([session], target.timeout_s, deadline)
+        except framing.RemoteProtocolError as exc:
+            raise ProtocolError(f"bad reply from {session.where}: {exc}", **session.info
+                                ) from None
+    return session
+
+
+def exchange_many(target: Target, requests: list[Expected], connections: int) -> AppManyResult:
     """``connections`` clients at once, each pipelining all ``requests`` on its own connection."""
     sessions: list[AppSession] = []
     started = time.perf_counter()
     try:
         for _ in range(connections):
             sock, attempts = connect(target)
-            sessions.append(AppSession(sock, [r.wire for r in requests], attempts))
+            sessions.append(AppSession(sock, [e.request for e in requests], attempts))
         try:
-            drive(sessions, target.timeout_s)
+            drive(sessions, target.timeout_s, target.clock())
         except framing.RemoteProtocolError as exc:
             raise ProtocolError(f"bad reply: {exc}") from None
     finally:

@@ -105,10 +105,17 @@ def _app(args: argparse.Namespace, target: Target) -> Result:
                    encoding=args.encoding, connections=args.connections)
 
 
+def _text(value: str) -> bytes:
+    return value.encode("utf-8")
+
+
 def _raw_options(p: argparse.ArgumentParser, cfg: ClientConfig) -> None:
-    p.add_argument("--hex", dest="payloads", action="append", type=bytes.fromhex,
-                   required=True, metavar="HEX",
-                   help="bytes to send, in hex; repeat for several connections in turn")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--hex", dest="payloads", action="append", type=bytes.fromhex,
+                      metavar="HEX",
+                      help="bytes to send, in hex; repeat for several connections in turn")
+    what.add_argument("--text", dest="payloads", action="append", type=_text, metavar="TEXT",
+                      help="the same, as text (UTF-8)")
     p.add_argument("--half-close", action="store_true",
                    help="shut down our sending side after the bytes")
 
@@ -147,8 +154,8 @@ COMMANDS = {
     "udp": Command("UDP echo: datagrams out and back", "udp_port", _udp_options, _udp),
     "app": Command("framed application protocol: search, echo, reverse, whoami", "app_port",
                    _app_options, _app, retried=True),
-    "raw": Command("send raw bytes (hex), show what comes back: like nc, and framed replies "
-                   "decoded", "app_port", _raw_options, _raw),
+    "raw": Command("send raw bytes (--hex or --text), show what comes back: like nc, and "
+                   "framed replies decoded", "app_port", _raw_options, _raw),
     "greet": Command("read the greeting line", "greet_port", _no_options, _greet, retried=True),
     "demo": Command("every exchange over IPv4 and IPv6, narrated (the container's default)", "",
                     _demo_options, _demo),
@@ -168,6 +175,9 @@ def build_parser(cfg: ClientConfig) -> argparse.ArgumentParser:
     common.add_argument("--timeout", type=float, default=cfg.timeout_s, metavar="S",
                         help="give up when an exchange makes no progress for S seconds "
                              "(%(default)s)")
+    common.add_argument("--max-time", type=float, default=cfg.max_time_s, metavar="S",
+                        help="give up when an exchange has taken S seconds in all, progress or "
+                             "not (%(default)s)")
     common.add_argument("--json", action="store_true", help="print the result as one JSON line")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
@@ -191,7 +201,7 @@ def build_parser(cfg: ClientConfig) -> argparse.ArgumentParser:
 def run_command(args: argparse.Namespace) -> Result:
     command = COMMANDS[args.command]
     target = Target(args.host, getattr(args, "port", 0), FAMILIES[args.family], args.deadline,
-                    args.timeout)
+                    args.timeout, args.max_time)
     if not command.retried:
         return command.run(args, target)
     return repeat(args, lambda: command.run(args, target))

@@ -17,3 +17,4 @@ class ClientConfig:
     greet_port: int = defaults.GREET_PORT
     connect_deadline_s: float = 30.0  # keep retrying to connect for this long
     timeout_s: float = 10.0  # no progress for this long in an exchange is a timeout
+    max_time_s: float = 60.0  # an exchange (once connected) may take this long in all

@@ -28,7 +28,7 @@ def tcp_echo(target: Target, size: int, pace_s: float = 0.0) -> EchoResult:
     with sock:
         client = EchoSession(sock, os.urandom(size), attempts, pace_s)
         started = time.perf_counter()
-        drive([client], target.timeout_s)
+        drive([client], target.timeout_s, target.clock())
     if client.closed_early():
         raise Unreachable(f"echo {client.where}: the server closed after echoing "
                           f"{client.received_bytes} of {size} bytes", **client.info)
@@ -52,7 +52,7 @@ def tcp_echo_many(target: Target, size: int, connections: int) -> EchoManyResult
             sock, attempts = connect(target)
             clients.append(EchoSession(sock, os.urandom(size), attempts))
         started = time.perf_counter()
-        drive(clients, target.timeout_s)
+        drive(clients, target.timeout_s, target.clock())
     finally:
         for client in clients:
             client.sock.close()
@@ -84,6 +84,7 @@ def udp_echo(target: Target, size: int, count: int, retries: int,
         target.deadline_s)
     resent = 0
     started = time.perf_counter()
+    deadline = target.clock()
     with socket.socket(fam, kind, proto) as sock:
         sock.connect(addr)
         sock.settimeout(reply_timeout_s)
@@ -95,6 +96,7 @@ def udp_echo(target: Target, size: int, count: int, retries: int,
         for seq in range(count):
             payload = seq.to_bytes(8, "big") + os.urandom(size - 8)
             for attempt in range(retries + 1):
+                deadline.check(where, sent=seq, resent=resent, **info)
                 if attempt:
                     resent += 1
                 sock.send(payload)
@@ -127,16 +129,22 @@ def _await_echo(sock: socket.socket, payload: bytes, timeout_s: float) -> bool:
 
 
 def greet(target: Target) -> GreetResult:
-    """Read the greeting line; check that it names our own address as the server saw it."""
+    """Read the greeting line (at most GREETING_MAX_BYTES, within the overall deadline); check
+    that it names our own address as the server saw it."""
     sock, attempts = connect(target)
+    deadline = target.clock()
     with sock:
         info = endpoints(sock)
         where = f"greet {endpoint((info['peer_ip'], info['peer_port']))}"
         data = b""
         try:
-            while len(data) <= GREETING_MAX_BYTES and (chunk := sock.recv(1024)):
+            while len(data) <= GREETING_MAX_BYTES:
+                sock.settimeout(min(target.timeout_s, deadline.check(where, **info)))
+                if not (chunk := sock.recv(1024)):
+                    break
                 data += chunk
         except TimeoutError:
+            deadline.check(where, **info)
             raise TimedOut(f"{where}: no greeting within {target.timeout_s:g}s", **info) from None
         except OSError as exc:
             raise connection_lost(where, exc, **info) from None

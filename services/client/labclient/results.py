@@ -87,8 +87,9 @@ class RawProbe(Result):
 
     def summary(self) -> str:
         closed = ", server closed" if self["closed_by_server"] else ""
+        stopped = f" ({self['stopped']})" if self.get("stopped") else ""
         return (f"raw       {self.route()}  sent {self['sent']} B, got {self['received']} B"
-                f"{closed}: {self['text']!r}")
+                f"{closed}{stopped}: {self['text']!r}")
 
 
 class RawResult(Result):

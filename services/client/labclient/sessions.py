@@ -13,11 +13,11 @@ import selectors
 import socket
 import time
 
-from lab import framing
+from lab.appconn import NEED_DATA, ClientConnection, Closed, ErrorReply, Reply, Request
 from lab.netinfo import endpoint
 
 from .errors import TimedOut, connection_lost
-from .transport import endpoints
+from .transport import Deadline, endpoints
 
 CHUNK_BYTES = 64 << 10
 
@@ -64,6 +64,8 @@ class EchoSession(Session):
     def received(self, data: bytes) -> None:
         self.digest.update(data)
         self.received_bytes += len(data)
+        if self.received_bytes > len(self.outgoing):  # more than we sent: wrong, and maybe
+            self.done = True  # endless; the digests tell the rest
 
     def closed_early(self) -> bool:
         """The server closed before echoing everything, but what it did echo was right:
@@ -83,33 +85,49 @@ class EchoSession(Session):
 
 
 class AppSession(Session):
-    """Sends framed requests back to back and collects as many replies, in order.
+    """Sends requests back to back (pipelined) and collects as many replies, in order, through
+    a ``ClientConnection``: nothing the server sends can grow it past one reply of
+    ``appconn.CLIENT_MAX_REPLY_BYTES`` or make it read past the replies it asked for.
 
     A server may close after fewer replies (the tutorial's server answers one per connection):
-    the session then ends with ``closed_early`` set and the caller resends the rest.
-    """
+    the session then ends with ``closed_early`` set. A bad frame raises
+    ``framing.RemoteProtocolError`` (the caller's to report)."""
 
-    def __init__(self, sock: socket.socket, requests: list[bytes], attempts: int,
-                 max_reply_bytes: int = 64 << 20) -> None:
-        super().__init__(sock, b"".join(requests), attempts)
+    def __init__(self, sock: socket.socket, requests: list[Request], attempts: int) -> None:
+        self.app = ClientConnection()
+        super().__init__(sock, b"".join(self.app.send(r) for r in requests), attempts)
         self.needed = len(requests)
-        self.decoder = framing.MessageDecoder(max_reply_bytes)
-        self.replies: list[framing.Message] = []
+        self.replies: list[Reply | ErrorReply] = []
         self.closed_early = False
+        self.reset: OSError | None = None  # how the connection broke, if it did
 
     def received(self, data: bytes) -> None:
-        self.decoder.feed(data)
-        self.replies.extend(self.decoder.messages())  # RemoteProtocolError: the caller's
-        if len(self.replies) >= self.needed:
-            self.done = True
+        self.app.receive_data(data)
+        self._take()
+
+    def _take(self) -> None:
+        while len(self.replies) < self.needed:
+            event = self.app.next_event()
+            if event is NEED_DATA:
+                return
+            if isinstance(event, Closed):
+                self.done = self.closed_early = True
+                return
+            self.replies.append(event)  # type: ignore[arg-type]
+        self.done = True
 
     def ended(self, reset: OSError | None) -> None:
+        self.reset = reset
+        if reset is None and not self.done:
+            self.app.receive_data(b"")  # TruncatedMessage if it ended inside a reply
+            self._take()
         self.done = True
         self.closed_early = len(self.replies) < self.needed
 
 
-def drive(sessions: list[Session], timeout_s: float) -> None:
-    """Run every session to completion; ``TimedOut`` if no byte moves for ``timeout_s``."""
+def drive(sessions: list[Session], timeout_s: float, deadline: Deadline | None = None) -> None:
+    """Run every session to completion; ``TimedOut`` if no byte moves for ``timeout_s``, or
+    when ``deadline`` (the exchange's overall one) passes."""
     write, read = selectors.EVENT_WRITE, selectors.EVENT_READ
     with selectors.DefaultSelector() as selector:
         for session in sessions:
@@ -126,6 +144,8 @@ def drive(sessions: list[Session], timeout_s: float) -> None:
                 done = sum(s.done for s in sessions)
                 raise TimedOut(f"no progress for {timeout_s:g}s with {done} of {len(sessions)} "
                                f"connections done", **sessions[0].info)
+            if deadline is not None:
+                wait = min(wait, deadline.check(sessions[0].where, **sessions[0].info))
             if resting:
                 wait = max(0.0, min(wait, min(s.next_send for s in resting) - now))
             ready = selector.select(wait)

@@ -27,19 +27,44 @@ MAX_BACKOFF_S = 2.0
 class Target:
     """Where an exchange goes and how long it may take: a server's name and port, the IP
     version (``socket.AF_INET``, ``AF_INET6`` or ``AF_UNSPEC``), how long to keep retrying to
-    connect, and how long an exchange may make no progress."""
+    connect, how long an exchange may make no progress, and how long it may take in all (a
+    server that trickles a byte now and then makes progress, and still ends)."""
 
     host: str
     port: int
     family: int = socket.AF_UNSPEC
     deadline_s: float = 30.0
     timeout_s: float = 10.0
+    max_time_s: float = 60.0  # one exchange, in all, once connected
+
+    def clock(self) -> Deadline:
+        """The overall deadline of an exchange that starts now."""
+        return Deadline(self.max_time_s)
 
     def at(self, port: int, family: int | None = None) -> Target:
         return replace(self, port=port, family=self.family if family is None else family)
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+class Deadline:
+    """A point in time an exchange must end by (``TimedOut`` past it)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+    def check(self, what: str, **details: object) -> float:
+        """The time left; ``TimedOut`` if there is none."""
+        left = self.left()
+        if left <= 0:
+            raise TimedOut(f"{what}: not done after {self.seconds:g}s in all (--max-time)",
+                           **details)
+        return left
 
 
 def _note(message: str) -> None:
@@ -107,8 +132,13 @@ def connect(target: Target, note: Callable[[str], None] = _note) -> tuple[socket
 
 
 def endpoints(sock: socket.socket) -> dict:
-    """Who talked to whom, as plain addresses: the heart of the cross-host proof."""
-    local, peer = sock.getsockname(), sock.getpeername()
+    """Who talked to whom, as plain addresses: the heart of the cross-host proof. A connection
+    the server reset at once has no peer any more: that is a lost connection, not a crash."""
+    try:
+        local, peer = sock.getsockname(), sock.getpeername()
+    except OSError as exc:
+        raise Unreachable(f"connection lost right after connecting ({exc.strerror or exc})"
+                          ) from None
     return {
         "family": family_name(peer[0]),
         "local_ip": plain_ip(local[0]),
