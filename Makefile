@@ -68,11 +68,11 @@ test-quick: build deps ## the same without the slow groups
 bench: build deps ## the benchmark: project vs asyncio, uvloop, socat, iperf3; pinned, 3 runs each (< 8 min)
 	$(VENV)/bin/python scripts/bench.py
 
-fuzz: deps ## coverage-guided fuzzing (atheris) of the codec and the app, FUZZ_SECONDS (60) each
+fuzz: deps ## coverage-guided fuzzing (atheris) of the codec, the app and the client, with a cost oracle, FUZZ_SECONDS (60) each
 	@mkdir -p .fuzz/codec .fuzz/app .fuzz/crashes
 	@for target in codec app; do \
 	  echo "fuzz: $$target for $(FUZZ_SECONDS)s (new inputs in .fuzz/$$target, crashes in .fuzz/crashes)"; \
-	  $(VENV)/bin/python tests/fuzz/run.py $$target -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  $(VENV)/bin/python tests/fuzz/run.py $$target -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 	    -artifact_prefix=.fuzz/crashes/ .fuzz/$$target tests/fuzz/seeds/$$target \
 	    > .fuzz/$$target.log 2>&1 || { tail -n 40 .fuzz/$$target.log; exit 1; }; \
 	  grep -E '^Done' .fuzz/$$target.log; \

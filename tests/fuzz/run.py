@@ -1,10 +1,13 @@
 """Coverage-guided fuzzing with atheris (libFuzzer): ``python tests/fuzz/run.py TARGET [ARGS]``.
 
-TARGET is ``codec`` (the framing decoder and encoder) or ``app`` (the server's application
-protocol, bytes in, replies out, through the code the server runs). ARGS go to libFuzzer, e.g.
+TARGET is ``codec`` (the framing decoder and encoder), ``app`` (the server's application
+protocol, bytes in, replies out, through the code the server runs) or ``client`` (a server's
+bytes as the client reads and checks them). ARGS go to libFuzzer, e.g.
 ``-max_total_time=60``. ``make fuzz`` runs both: new interesting inputs go to ``.fuzz/TARGET``
 (git-ignored), crashes to ``.fuzz/crashes/``; the seeds in ``tests/fuzz/seeds/TARGET`` are read
-too. Copy an input worth keeping into the seeds: the suite replays every seed.
+too. Copy an input worth keeping into the seeds: the suite replays every seed. Every input also
+goes through the cost oracle (``targets.with_cost_oracle``): one that costs too much CPU per
+byte is saved like a crash.
 """
 
 from __future__ import annotations
@@ -17,16 +20,18 @@ import atheris
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-for path in (ROOT / "services", ROOT / "services" / "server", ROOT / "tests", HERE):
+for path in (ROOT / "services", ROOT / "services" / "server", ROOT / "services" / "client",
+             ROOT / "tests", HERE):
     sys.path.insert(0, str(path))
 
-with atheris.instrument_imports(include=["lab", "labserver", "inmemory", "targets"]):
+with atheris.instrument_imports(include=["lab", "labserver", "labclient", "inmemory",
+                                         "targets"]):
     import targets
 
 
 def main() -> None:
     name, args = sys.argv[1], sys.argv[2:]
-    target = {"codec": targets.codec_one_input, "app": targets.app_one_input}[name]
+    target = targets.with_cost_oracle(targets.TARGETS[name])
     logging.disable(logging.CRITICAL)  # the server's warnings, once per input, are noise here
     atheris.Setup([sys.argv[0], *args], target)
     atheris.Fuzz()

@@ -34,14 +34,35 @@ ISSUE = {
     "error-shaped-value": framing.encode_json({"action": "echo", "value": {"error": 5}}),
     "good-then-garbage": framing.encode_json({"action": "reverse", "value": "abc"}) + b"\0\5{{{{{",
     "commas-in-strings": framing.encode_json({"action": "echo", "value": ",[{" * 300}),
+    "escaped-quotes-header": (4002).to_bytes(2, "big") + b'{"a": "' + b'\\"' * 1997,
+    "escaped-quotes-content": content_frame(b'{"a": "' + b'\\"' * 1500),
+    "reply-expands": content_frame(b'{"action": "echo", "value": [' + b"1e15," * 500 + b"1]}"),
 }
 
 
-def seeds() -> dict[str, bytes]:
+# What a hostile server sends a client (the bounded-client issue's cases).
+SERVER_REPLIES = {
+    "good": (framing.encode_json({"result": "x #0"})
+             + framing.encode_message(b"First 10 bytes of request: abc", "x", "binary")
+             + framing.encode_json({"result": {"a": 1}})),
+    "extra-frames": framing.encode_json({"result": "x #0"}) * 5,
+    "error-then-close": framing.encode_json({"result": "x", "error": {"code": "memory-budget",
+                                                                      "message": "full"}}),
+    "malformed-error": framing.encode_json({"error": [1, 2]}),
+    "no-result": framing.encode_json({"answer": 1}),
+    "escaped-quotes": content_frame(b'{"result": "' + b'\\"' * 2000),
+    "huge-length": content_frame(b"")[:-2] + b"9" * 12,
+}
+
+
+def seeds(target: str = "codec") -> dict[str, bytes]:
     found = {}
-    for name, wire in {**{f"valid-{k}": v[0] for k, v in VALID.items()},
-                       **{f"invalid-{k}": v[0] for k, v in INVALID.items()},
-                       **{f"issue-{k}": v for k, v in ISSUE.items()}}.items():
+    inputs = {**{f"valid-{k}": v[0] for k, v in VALID.items()},
+              **{f"invalid-{k}": v[0] for k, v in INVALID.items()},
+              **{f"issue-{k}": v for k, v in ISSUE.items()}}
+    if target == "client":
+        inputs = {f"server-{k}": v for k, v in SERVER_REPLIES.items()}
+    for name, wire in inputs.items():
         found[f"{name}-whole"] = bytes([WHOLE, LIMIT_4K]) + wire
         found[f"{name}-bytewise-eof"] = bytes([BYTEWISE, LIMIT_4K | EOF]) + wire[:2000]
         found[f"{name}-by7-cut"] = bytes([BY_7, LIMIT_4K | EOF]) + wire[:len(wire) // 2]
@@ -49,12 +70,12 @@ def seeds() -> dict[str, bytes]:
 
 
 def main() -> None:
-    for target in ("codec", "app"):
+    for target in ("codec", "app", "client"):
         folder = HERE / "seeds" / target
         folder.mkdir(parents=True, exist_ok=True)
-        for name, data in seeds().items():
+        for name, data in seeds(target).items():
             (folder / name).write_bytes(data)
-    print(f"wrote {len(seeds())} seeds per target")
+        print(f"wrote {len(seeds(target))} seeds for {target}")
 
 
 if __name__ == "__main__":
