@@ -13,6 +13,10 @@
     python3 hostile_peers.py trickle HOST PORT EVERY_S MAX_S   a byte every EVERY_S until closed
     python3 hostile_peers.py pipeline HOST PORT N EVERY_S   N framed requests, each sent in two
                                                          halves EVERY_S apart; replies read
+    python3 hostile_peers.py attack KIND HOST PORT SECONDS [N]   one of ATTACKS for SECONDS, on
+                                                         N connections at once where it has any
+    python3 hostile_peers.py watch HOST SECONDS          a fresh app request and a fresh echo
+                                                         every 0.2 s: the worst wait, and failures
 
 Each case in CASES_JSON: {"name", "port", "udp": bool, "hex": payload (or "parts": [[hex, times],
 ...] for a large one), "half_close": bool,
@@ -27,6 +31,7 @@ import os
 import socket
 import struct
 import sys
+import threading
 import time
 
 from lab import defaults  # the lab's images carry the `lab` package (PYTHONPATH=/app)
@@ -166,13 +171,17 @@ def slow_reader(host: str, port: int, hold_s: float) -> dict:
     return {"stalled_after_bytes": sent}
 
 
-def flood(host: str, port: int, count: int, hold_s: float) -> dict:
+def flood(host: str, port: int, count: int, hold_s: float, sources: tuple[str, ...] = ("",),
+          ) -> dict:
+    """``count`` connections from each of ``sources`` (local addresses; "" for any)."""
     socks, outcomes = [], {"busy": 0, "held": 0, "failed": 0}
-    for _ in range(count):
-        try:
-            socks.append(socket.create_connection((host, port), timeout=TIMEOUT_S))
-        except OSError:
-            outcomes["failed"] += 1
+    for source in sources:
+        for _ in range(count):
+            try:
+                socks.append(socket.create_connection((host, port), timeout=TIMEOUT_S,
+                                                      source_address=(source, 0)))
+            except OSError:
+                outcomes["failed"] += 1
     time.sleep(1.0)  # let the server answer the ones over its cap
     for sock in socks:
         sock.setblocking(False)
@@ -288,6 +297,167 @@ def pipeline(host: str, port: int, count: int, every_s: float) -> dict:
             "elapsed_s": round(time.monotonic() - started, 3)}
 
 
+# -- attacks that each once found a cost nothing accounted for (bounded by construction) -----
+def _content_frame(content: bytes, content_type: str = "text/json") -> bytes:
+    header = json.dumps({"byteorder": "big", "content-type": content_type,
+                         "content-encoding": "utf-8", "content-length": len(content)}).encode()
+    return struct.pack(">H", len(header)) + header + content
+
+
+def _reset(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+def _drain(sock: socket.socket, until: float) -> int:
+    """Read until the server closes or ``until``; the bytes read."""
+    got = 0
+    try:
+        while time.monotonic() < until:
+            sock.settimeout(max(0.05, min(TIMEOUT_S, until - time.monotonic())))
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            got += len(chunk)
+    except OSError:
+        pass
+    return got
+
+
+def _each_connection(host: str, port: int, seconds: float, n: int, one: object) -> dict:
+    """``one(sock, until)`` on N connections at a time, again and again, for ``seconds``."""
+    until = time.monotonic() + seconds
+    counts = {"connections": 0, "failed": 0}
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while time.monotonic() < until:
+            try:
+                sock = socket.create_connection((host, port), timeout=TIMEOUT_S)
+            except OSError:
+                with lock:
+                    counts["failed"] += 1
+                time.sleep(0.05)
+                continue
+            with lock:
+                counts["connections"] += 1
+            try:
+                one(sock, until)  # type: ignore[operator]
+            except OSError:
+                pass
+            finally:
+                sock.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + 2 * TIMEOUT_S)
+    return counts
+
+
+ESCAPED_HEADER = b'{"a": "' + b'\\"' * 32_000  # an unterminated string of escaped quotes
+ESCAPED_HEADER_FRAME = struct.pack(">H", len(ESCAPED_HEADER)) + ESCAPED_HEADER
+COSTLY = _content_frame(b'{"action": "echo", "value": [' + b"1.7976931348623157e308," * 22_000
+                        + b"1]}")
+NOT_JSON_512K = _content_frame(b"\xff" * (512 << 10))
+
+
+def _escaped_quotes(sock: socket.socket, until: float) -> None:
+    sock.sendall(ESCAPED_HEADER_FRAME)
+    _drain(sock, until)
+
+
+def _reset_mid_frame(sock: socket.socket, until: float) -> None:
+    sock.sendall(_frame_prefix(512 << 10) + b"\0" * (500 << 10))
+    time.sleep(0.1)
+    _reset(sock)
+
+
+def _not_json(sock: socket.socket, until: float) -> None:
+    sock.sendall(NOT_JSON_512K)
+    _drain(sock, until)
+
+
+def _costly(sock: socket.socket, until: float) -> None:
+    reader = threading.Thread(target=_drain, args=(sock, until))
+    reader.start()
+    try:
+        while time.monotonic() < until:
+            sock.sendall(COSTLY)
+    finally:
+        sock.shutdown(socket.SHUT_WR)
+        reader.join(TIMEOUT_S + 1)
+
+
+def _pipeline_flood(sock: socket.socket, until: float) -> None:
+    """Small valid requests as fast as the server takes them, every reply read."""
+    request = frame(json.dumps({"action": "reverse", "value": "abc"}).encode()) * 256
+    reader = threading.Thread(target=_drain, args=(sock, until + 1))
+    reader.start()
+    try:
+        while time.monotonic() < until:
+            sock.sendall(request)
+    finally:
+        sock.shutdown(socket.SHUT_WR)
+        reader.join(TIMEOUT_S + 2)
+
+
+def _accept_storm(sock: socket.socket, until: float) -> None:
+    _reset(sock)  # connect, and go at once
+
+
+ATTACKS = {"escaped-quotes": _escaped_quotes, "reset-mid-frame": _reset_mid_frame,
+           "not-json": _not_json, "costly": _costly, "pipeline-flood": _pipeline_flood,
+           "accept-storm": _accept_storm}
+
+
+def udp_ping_pong(host: str, port: int, my_port: int, seconds: float) -> dict:
+    """Be another echo service on ``my_port``: send the server one datagram from it, as a forger
+    would, then echo back whatever comes. How many rounds did the server play?"""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("", my_port))
+        sock.settimeout(1.0)
+        sock.sendto(b"ping-pong", (host, port))
+        rounds, until = 0, time.monotonic() + seconds
+        try:
+            while time.monotonic() < until:
+                data, peer = sock.recvfrom(2048)
+                rounds += 1
+                sock.sendto(data, peer)
+        except TimeoutError:
+            pass
+    return {"rounds": rounds}
+
+
+def watch(host: str, seconds: float, app_port: int = defaults.APP_PORT,
+          echo_port: int = defaults.ECHO_PORT) -> dict:
+    """A bystander: a fresh app request and a fresh echo every 0.2 s; the worst wait for each."""
+    until = time.monotonic() + seconds
+    worst = {"app": 0.0, "echo": 0.0}
+    failed, done = [], 0
+    request = frame(json.dumps({"action": "reverse", "value": "bystander"}).encode())
+    while time.monotonic() < until:
+        for kind, port, payload, want in (("app", app_port, request, b"rednatsyb"),
+                                          ("echo", echo_port, b"bystander", b"bystander")):
+            started = time.monotonic()
+            try:
+                with socket.create_connection((host, port), timeout=TIMEOUT_S) as sock:
+                    sock.sendall(payload)
+                    sock.shutdown(socket.SHUT_WR)
+                    data, _ = read_until_closed(sock)
+                ok = want in data
+            except OSError as exc:
+                ok, data = False, str(exc).encode()
+            worst[kind] = max(worst[kind], time.monotonic() - started)
+            done += 1
+            if not ok:
+                failed.append(f"{kind}: {data[:200]!r}")
+        time.sleep(0.2)
+    return {"requests": done, "worst_app_s": round(worst["app"], 3),
+            "worst_echo_s": round(worst["echo"], 3), "failed": failed[:10]}
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "corpus":
@@ -305,5 +475,22 @@ if __name__ == "__main__":
         print(json.dumps(trickle(args[0], int(args[1]), float(args[2]), float(args[3]))))
     elif mode == "pipeline":
         print(json.dumps(pipeline(args[0], int(args[1]), int(args[2]), float(args[3]))))
+    elif mode == "attack":
+        kind, host, port, seconds = args[0], args[1], int(args[2]), float(args[3])
+        print(json.dumps(_each_connection(host, port, seconds, int(args[4]) if args[4:] else 1,
+                                          ATTACKS[kind])))
+    elif mode == "flood-from":  # HOST PORT N_PER_SOURCE HOLD_S SOURCE,SOURCE,...
+        wanted = args[4].split(",")
+        for _ in range(200):  # the addresses are being added from outside: wait for them
+            with open("/proc/net/if_inet6") as table:
+                have = {line.split()[0] for line in table}
+            if all(socket.inet_pton(socket.AF_INET6, a).hex() in have for a in wanted):
+                break
+            time.sleep(0.1)
+        flood(args[0], int(args[1]), int(args[2]), float(args[3]), tuple(wanted))
+    elif mode == "udp-ping-pong":
+        print(json.dumps(udp_ping_pong(args[0], int(args[1]), int(args[2]), float(args[3]))))
+    elif mode == "watch":
+        print(json.dumps(watch(args[0], float(args[1]))))
     else:
         sys.exit(__doc__)

@@ -138,8 +138,9 @@ def test_buffered_bytes_stay_within_the_budget_and_are_given_back(guarded: Compo
     assert evicted and set(evicted) == {"memory-budget"}
     budget = int(guarded.server_log().split("memory budget for buffered bytes: ")[1].split()[0])
     assert (PER_IP - len(evicted)) * size <= budget < (PER_IP - len(evicted) + 2) * size
-    log = guarded.server_log(mark)
-    assert log.count("over the memory budget") == len(evicted)
+    # One line for each of the first few, then a count (log lines are bounded too).
+    assert guarded.wait_for_warnings(mark, "over the memory budget", "memory budget",
+                                     len(evicted)) == len(evicted)
 
     def given_back() -> int:
         now = guarded.memory_bytes("server")
@@ -156,12 +157,15 @@ def test_buffered_bytes_stay_within_the_budget_and_are_given_back(guarded: Compo
 def test_one_address_cannot_take_every_slot_and_health_is_still_true_when_full(
         guarded: ComposeStack) -> None:
     mark = guarded.log_mark()
-    greedy = guarded.start_python(HOSTILE_SOURCE, "flood", "server", str(ECHO),
+    # Over IPv4: each container is an address of its own. (Over IPv6 every container of the
+    # lab's network is in one /64, which the cap counts as one peer: test_bounded.py.)
+    server_v4 = guarded.ip_of("server", 4)
+    greedy = guarded.start_python(HOSTILE_SOURCE, "flood", server_v4, str(ECHO),
                                   str(PER_IP + 10), "4")
     guarded.wait_for_log(greedy.container, "busy")
     counts = json.loads(greedy.logs().strip().splitlines()[0])
     assert counts == {"busy": 10, "held": PER_IP, "failed": 0}
-    other = guarded.start_python(HOSTILE_SOURCE, "flood", "server", str(ECHO), str(PER_IP), "3")
+    other = guarded.start_python(HOSTILE_SOURCE, "flood", server_v4, str(ECHO), str(PER_IP), "3")
     guarded.wait_for_log(other.container, "busy")
     counts = json.loads(other.logs().strip().splitlines()[0])
     room = MAX_CONNECTIONS - HEALTH_SLOTS - PER_IP
