@@ -88,6 +88,9 @@ class MemoryTransport:
             return self.paused_total
         return self.paused_total + self.now - self.paused_since
 
+    def idle_s(self) -> float:
+        return 0.0  # the test's peer is always just now
+
     def request_work(self) -> None:
         self.work_requested = True
 

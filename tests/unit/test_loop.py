@@ -131,7 +131,7 @@ def test_a_protocol_that_forgets_to_let_go_is_let_go_of_anyway() -> None:
         name = "forgetful"
 
         def data_received(self, data: memoryview) -> None:
-            self.conn.write(data)
+            self.transport.write(data)
 
         def connection_lost(self, reason: str) -> None:
             pass  # keeps its transport, as a careless subclass would

@@ -37,13 +37,13 @@ class AppProtocol(Protocol):
     """One connection of the framed protocol: decode, answer in order, close on a bad frame."""
 
     name = "app"
+    buffers = True
     refusal = error_reply("busy", "the server is at its connection limit; try again later.")
     hostname = socket.gethostname()
 
     def __init__(self, max_content_bytes: int = ServerConfig.max_content_bytes,
                  frame_deadline_s: float = ServerConfig.frame_deadline_s,
                  max_reply_bytes: int = ServerConfig.max_reply_bytes) -> None:
-        super().__init__()
         self.app = ServerConnection(max_content_bytes)
         self.frame_deadline_s = frame_deadline_s
         self.max_reply_bytes = max_reply_bytes
@@ -63,26 +63,26 @@ class AppProtocol(Protocol):
         if self.frame_started is None:
             self._start_frame_clock()
         if not self.writing_paused:
-            self.conn.request_work()
+            self.transport.request_work()
 
     def eof_received(self) -> None:
         self.app.receive_data(b"")
         if not self.app.in_progress:  # every request answered: nothing to queue for
-            self.conn.close("peer closed")
+            self.transport.close("peer closed")
         elif not self.writing_paused:
-            self.conn.request_work()  # answer what is buffered, then close
+            self.transport.request_work()  # answer what is buffered, then close
 
     def pause_writing(self) -> None:
         self.writing_paused = True
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        self.conn.request_work()
+        self.transport.request_work()
 
     def work(self, until: float) -> bool:
         """Answer buffered requests in order until ``until`` (one at least), the write buffer
         is full, or the next one is incomplete."""
-        transport = self.conn
+        transport = self.transport
         answered = 0
         while not self.writing_paused and not self.finished:
             try:
@@ -136,7 +136,7 @@ class AppProtocol(Protocol):
         return True
 
     def _start_frame_clock(self) -> None:
-        transport = self.conn
+        transport = self.transport
         self.frame_started, self.paused_before = transport.time(), transport.reading_paused_s()
 
     def in_exchange(self, now: float) -> bool:
@@ -145,7 +145,7 @@ class AppProtocol(Protocol):
     def check_deadline(self, now: float) -> None:
         if self.frame_started is None or self.finished or self.app.ready():
             return  # nothing awaited from the peer (a complete request waits for us)
-        paused = self.conn.reading_paused_s() - self.paused_before
+        paused = self.transport.reading_paused_s() - self.paused_before
         if now - self.frame_started - paused >= self.frame_deadline_s:
             self.reject("frame-deadline", f"a message was started but not completed within "
                                           f"{self.frame_deadline_s:g}s")
@@ -162,13 +162,13 @@ class AppProtocol(Protocol):
                            "held the most; try again later.")
 
     def reject(self, code: str, message: str) -> None:
-        transport = self.conn
+        transport = self.transport
         transport.warn("bad-frame", "app conn=%d bad frame from peer=%s: %s (%s); closing",
                        transport.conn_id, transport.peer, code, message)
         self._refuse_and_close(code, message, f"bad frame: {code}")
 
     def _refuse_and_close(self, code: str, message: str, reason: str) -> None:
-        transport = self.conn
+        transport = self.transport
         self.finished, self.frame_started = True, None
         if transport.is_closing():
             return

@@ -82,6 +82,10 @@ class Transport(Interface):
         peer cannot meet while we do not read stand still meanwhile)."""
         ...
 
+    def idle_s(self) -> float:
+        """How long since a byte last moved, either way."""
+        ...
+
     def request_work(self) -> None:
         """Ask the loop to call the protocol's ``work(until)`` in a coming turn."""
         ...
@@ -97,26 +101,19 @@ class Protocol:
     Hooks, called by the transport: ``connection_made(transport)``, ``data_received(data)``
     (``data`` is a view of the loop's receive buffer, valid only during the call: copy what you
     keep), ``eof_received()``, ``pause_writing()`` / ``resume_writing()``, ``work(until)``,
-    ``connection_lost(reason)``. Asked by the loop: ``buffered_bytes()`` (what the protocol
-    holds, counted with the write buffer), ``in_exchange(now)`` (may a shutdown not close us
-    yet?), ``check_deadline(now)`` (housekeeping, once a second), ``goodbye(reason)`` (a last
-    word when a limit closes us). Class attributes: ``name`` labels log lines, ``refusal`` is
-    sent to a peer turned away at capacity, ``speaks_first`` exempts from the first-byte
-    timeout.
+    ``connection_lost(reason)`` (the base class then lets go of ``transport``). Asked by the
+    loop: ``buffered_bytes()`` (what the protocol holds, counted with the write buffer; only
+    when ``buffers`` is true), ``in_exchange(now)`` (may a shutdown not close us yet?),
+    ``check_deadline(now)`` (housekeeping, once a second), ``goodbye(reason)`` (a last word
+    when a limit closes us). Class attributes: ``name`` labels log lines, ``refusal`` is sent
+    to a peer turned away at capacity, ``speaks_first`` exempts from the first-byte timeout.
     """
 
     name = "tcp"
     refusal = b""
     speaks_first = False
-
-    def __init__(self) -> None:
-        self.transport: Transport | None = None
-
-    @property
-    def conn(self) -> Transport:
-        """The transport, for hooks that run while the connection is open."""
-        assert self.transport is not None, "the connection is gone"
-        return self.transport
+    buffers = False  # does buffered_bytes() ever say more than 0? (the hot path asks only then)
+    transport: Transport  # from connection_made until connection_lost (then it is gone)
 
     def connection_made(self, transport: Transport) -> None:
         self.transport = transport
@@ -125,13 +122,13 @@ class Protocol:
         raise NotImplementedError
 
     def eof_received(self) -> None:
-        self.conn.close("peer closed")
+        self.transport.close("peer closed")
 
     def pause_writing(self) -> None:
-        self.conn.pause_reading()
+        self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        self.conn.resume_reading()
+        self.transport.resume_reading()
 
     def work(self, until: float) -> bool:
         """Do queued work until the ``time.perf_counter()`` value ``until`` (at least one unit);
@@ -139,7 +136,7 @@ class Protocol:
         return False
 
     def connection_lost(self, reason: str) -> None:
-        self.transport = None
+        self.__dict__.pop("transport", None)
 
     def buffered_bytes(self) -> int:
         return 0
@@ -178,9 +175,7 @@ class DatagramProtocol:
     ``stats()`` goes into the server's closing summary."""
 
     name = "udp"
-
-    def __init__(self) -> None:
-        self.transport: DatagramTransport | None = None
+    transport: DatagramTransport  # from connection_made on
 
     def connection_made(self, transport: DatagramTransport) -> None:
         self.transport = transport

@@ -57,9 +57,8 @@ from .config import ServerConfig, high_water
 from .limits import WarningLimiter, memory_budget
 from .listeners import TcpListener, UdpListener
 from .poller import EVENT_READ, Poller
-from .transport import FlowLimits, TcpTransport
+from .transport import RECV_BYTES, FlowLimits, TcpTransport
 
-RECV_BYTES = 256 << 10  # one reusable receive buffer for the whole loop: the most one read takes
 HOUSEKEEPING_S = 1.0  # how often idle timeouts and deadlines are checked
 STOPPING_TICK_S = 0.05  # the same while shutting down, so we exit promptly
 HEALTH_SLOTS = 4  # connections only loopback peers (the health check) may take

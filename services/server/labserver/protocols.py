@@ -27,22 +27,20 @@ class EchoProtocol(Protocol):
     name = "tcp-echo"
 
     def __init__(self, quiet_s: float = 5.0) -> None:
-        super().__init__()
         self.quiet_s = quiet_s
-        self.last_data = float("-inf")  # nothing received yet: idle
-        self.half_closed = False
+        self.started = self.half_closed = False
 
     def data_received(self, data: memoryview) -> None:
-        transport = self.conn
-        self.last_data = transport.time()
-        transport.write(data)  # within what the read was charged for: never refused
+        self.started = True
+        self.transport.write(data)  # within what the read was charged for: never refused
 
     def eof_received(self) -> None:
         self.half_closed = True
         super().eof_received()
 
     def in_exchange(self, now: float) -> bool:
-        return not self.half_closed and now - self.last_data < self.quiet_s
+        return (self.started and not self.half_closed
+                and self.transport.idle_s() < self.quiet_s)
 
 
 class GreetingProtocol(Protocol):
@@ -85,7 +83,6 @@ class UdpEchoProtocol(DatagramProtocol):
     SEEN_PEERS_MAX = 1024  # new peers are logged once; remember this many (and verdicts)
 
     def __init__(self, max_bytes: int, rate_per_source: int) -> None:
-        super().__init__()
         self.max_bytes = max_bytes
         self.seen: OrderedDict[Peer, None] = OrderedDict()
         self.verdicts: OrderedDict[str, str | None] = OrderedDict()  # source ip -> why refused
@@ -96,7 +93,6 @@ class UdpEchoProtocol(DatagramProtocol):
 
     def datagram_received(self, data: memoryview, peer: Peer) -> None:
         transport = self.transport
-        assert transport is not None
         if peer not in self.seen:
             self._note_peer(peer, len(data))
         why = self._refuse(transport.port, data, peer, transport.time())

@@ -29,6 +29,8 @@ from lab.netinfo import Peer, peer_of
 from .base import Protocol
 from .poller import EVENT_READ, EVENT_WRITE
 
+RECV_BYTES = 256 << 10  # the most one read takes (the loop's receive buffer is this large)
+
 if TYPE_CHECKING:
     from .loop import EventLoop
 
@@ -137,10 +139,12 @@ class TcpTransport:
     def write(self, data: bytes | bytearray | memoryview) -> bool:
         if self.closed or self.closing is not None:
             return False
-        size = len(data) if not isinstance(data, memoryview) else data.nbytes
-        self.account()  # what the protocol let go of (an answered request) is room again
-        if not self.loop.can_hold(size):  # as if the kernel took none of it: charged first
-            return False
+        loop = self.loop
+        size = len(data)  # our views are of bytes: their length is their size
+        if loop.buffered + size > loop.budget:  # as if the kernel took none of it: charged first
+            self.account()  # what the protocol let go of (an answered request) is room again
+            if loop.buffered + size > loop.budget:
+                return False
         if self.outbuf:
             self.outbuf += data
         else:
@@ -194,6 +198,9 @@ class TcpTransport:
             return self.paused_total
         return self.paused_total + self.loop.now - self.paused_since
 
+    def idle_s(self) -> float:
+        return self.loop.now - self.last_active
+
     def request_work(self) -> None:
         if not self.closed:
             self.loop.request_work(self)
@@ -225,8 +232,8 @@ class TcpTransport:
         protocol, self.protocol = self.protocol, None
         if protocol is not None:
             self.loop.guarded(self, protocol.connection_lost, reason)
-            if protocol.transport is self:  # whatever the hook did: no cycle survives
-                protocol.transport = None
+            if getattr(protocol, "transport", None) is self:  # whatever the hook did: no
+                del protocol.transport  # cycle survives
 
     @property
     def name(self) -> str:
@@ -235,7 +242,9 @@ class TcpTransport:
     def account(self) -> None:
         """Count what this connection holds in the loop's total."""
         protocol = self.protocol
-        held = len(self.outbuf) + (protocol.buffered_bytes() if protocol is not None else 0)
+        held = len(self.outbuf)
+        if protocol is not None and protocol.buffers:
+            held += protocol.buffered_bytes()
         if held != self.held:
             self.loop.charge(held - self.held)
             self.held = held
@@ -274,13 +283,16 @@ class TcpTransport:
             if not size:
                 self.close_now(self.closing or "closed")
             return
-        room = min(self.limits.high_water - self.held, len(loop.recv_buffer))
-        if room <= 0:
+        room = self.limits.high_water - self.held
+        if room > RECV_BYTES:
+            room = RECV_BYTES
+        elif room <= 0:
             self.update_mask()
             return
-        room = loop.make_room(self, room)  # past the budget, those holding most are closed
-        if not room:  # and this was one of them
-            return
+        if loop.buffered + room > loop.budget:
+            room = loop.make_room(self, room)  # past the budget, those holding most are closed
+            if not room:  # and this was one of them
+                return
         try:
             size = self.sock.recv_into(loop.recv_buffer, room)
         except (BlockingIOError, InterruptedError):
@@ -299,8 +311,12 @@ class TcpTransport:
         self.rx += size
         self.last_rx = self.last_active = loop.now
         protocol.data_received(loop.recv_view[:size])
-        if not self.closed:
+        if self.closed:
+            return
+        if protocol.buffers:
             self.account()
+        # The common case (everything sent at once, nothing held): reading goes on as it was.
+        if self.outbuf or self.held or self.mask != EVENT_READ:
             self.update_mask()
 
     def _on_writable(self) -> None:
