@@ -9,7 +9,7 @@ PYTHON ?= python3
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 
-.PHONY: help up serve down logs build compose base wheels deps test test-quick lint bench fuzz clean \
+.PHONY: help up serve down logs build compose base wheels deps test test-quick lint bench fuzz clean docs \
         swarm-up swarm-down cluster capture
 
 help: ## list the targets
@@ -52,12 +52,13 @@ base: ## choose the base image (public, or built from Debian's packages) and rec
 wheels: ## download the benchmark's PyPI peers (uvloop) for the tools image, pinned by hash
 	@scripts/fetch-wheels.sh
 
-$(VENV)/.installed: requirements-dev.txt
+$(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-deps: $(VENV)/.installed ## the tests' and linters' pinned Python packages, in .venv
+deps: $(VENV)/.installed ## the pinned Python packages and the project's own (editable), in .venv
 
 test: build deps ## unit tests, then the integration suite against fresh stacks (leaves nothing behind)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -78,8 +79,17 @@ fuzz: deps ## coverage-guided fuzzing (atheris) of the codec, the app and the cl
 	  grep -E '^Done' .fuzz/$$target.log; \
 	done
 
-lint: deps ## ruff (Python), hadolint (Dockerfiles), actionlint (GitHub workflow)
+docs: deps ## write the documents generated from the code (the client's JSON schema, ...)
+	$(VENV)/bin/python scripts/docs.py
+
+PACKAGES := lab labserver labclient labtutorial labbench labstack labtools
+
+lint: deps ## ruff, mypy (strict for lab and the server), hadolint (Dockerfiles), actionlint
 	$(VENV)/bin/ruff check services tests scripts tools
+	$(VENV)/bin/ruff format --check services tests scripts tools
+	$(VENV)/bin/mypy $(addprefix -p ,$(PACKAGES))
+	$(VENV)/bin/mypy scripts tests/unit tests/fuzz tests/*.py
+	$(VENV)/bin/mypy tests/integration
 	$(VENV)/bin/hadolint services/*/Dockerfile
 	$(VENV)/bin/actionlint .github/workflows/*.yml
 

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Download the benchmark's PyPI peers (services/bench/peers.txt, pinned by hash) as wheels into
-# services/bench/wheels/, where the tools image's build unpacks them: the image needs no pip and
+# Download the benchmark's PyPI peers (services/labbench/peers.txt, pinned by hash) as wheels into
+# services/labbench/wheels/, where the tools image's build unpacks them: the image needs no pip and
 # no network. Runs on the host, with the host's pip; a no-op once the wheels are there.
 # If PyPI cannot be reached, it says so in one line and the tools image builds without them:
 # the benchmark then reports those peers as not available (nothing else needs them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-REQUIREMENTS=services/bench/peers.txt
-DEST=services/bench/wheels
+REQUIREMENTS=services/labbench/peers.txt
+DEST=services/labbench/wheels
 # The engine's architecture (the images are built for it), as a manylinux platform tag.
 case "$(docker version --format '{{.Server.Arch}}' 2>/dev/null || uname -m)" in
   amd64 | x86_64) ARCH=x86_64 ;;

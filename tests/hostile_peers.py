@@ -33,8 +33,9 @@ import struct
 import sys
 import threading
 import time
+from typing import Any
 
-from lab import defaults  # the lab's images carry the `lab` package (PYTHONPATH=/app)
+from lab import registry  # the lab's images carry the `lab` package (PYTHONPATH=/app)
 from lab.greeting import parse_greeting
 
 TIMEOUT_S = 10.0
@@ -121,12 +122,12 @@ def good_request(host: str, port: int, udp: bool) -> bool:
                 sock.sendto(token, (host, port))
                 return sock.recv(64) == token
         with socket.create_connection((host, port), timeout=TIMEOUT_S) as sock:
-            if port == defaults.APP_PORT:
+            if port == registry.default_port("app"):
                 sock.sendall(frame(GOOD_SEARCH))
                 sock.shutdown(socket.SHUT_WR)
                 data, _ = read_until_closed(sock)
                 return b"Misty Mountains" in data
-            if port == defaults.GREET_PORT:
+            if port == registry.default_port("greeting"):
                 line = read_until_closed(sock)[0].decode("utf-8", "replace")
                 return parse_greeting(line) is not None
             token = os.urandom(32)
@@ -207,7 +208,8 @@ def _frame_prefix(content_length: int) -> bytes:
 
 def hold_frames(host: str, port: int, count: int, size: int, hold_s: float) -> dict:
     """Many connections each holding an unfinished frame: the server's buffers fill up."""
-    socks, outcome = [], {"opened": 0, "closed_by_server": 0, "replies_hex": []}
+    socks: list[socket.socket] = []
+    outcome: dict[str, Any] = {"opened": 0, "closed_by_server": 0, "replies_hex": []}
     started = time.monotonic()
     for _ in range(count):
         try:
@@ -430,8 +432,8 @@ def udp_ping_pong(host: str, port: int, my_port: int, seconds: float) -> dict:
     return {"rounds": rounds}
 
 
-def watch(host: str, seconds: float, app_port: int = defaults.APP_PORT,
-          echo_port: int = defaults.ECHO_PORT) -> dict:
+def watch(host: str, seconds: float, app_port: int = registry.default_port("app"),
+          echo_port: int = registry.default_port("tcp-echo")) -> dict:
     """A bystander: a fresh app request and a fresh echo every 0.2 s; the worst wait for each."""
     until = time.monotonic() + seconds
     worst = {"app": 0.0, "echo": 0.0}

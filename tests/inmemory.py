@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
-from lab import appconn, defaults, framing
+from lab import appconn, framing, registry
 from lab.netinfo import Peer, peer_of
 from labserver.base import Protocol
 from labserver.limits import WarningLimiter
@@ -32,10 +33,10 @@ class MemoryTransport:
     plays the server's memory budget (bytes the write buffer may take)."""
 
     def __init__(self, protocol: Callable[..., Protocol], budget: int = 1 << 30,
-                 **settings: object) -> None:
+                 **settings: Any) -> None:
         self.conn_id = 1
         self.peer: Peer = peer_of(("::ffff:172.20.0.3", 40000, 0, 0))
-        self.local: Peer = peer_of(("::ffff:172.20.0.2", defaults.APP_PORT, 0, 0))
+        self.local: Peer = peer_of(("::ffff:172.20.0.2", registry.default_port("app"), 0, 0))
         self.now = 1000.0
         self.budget = budget
         self.warnings = WarningLimiter(log)

@@ -17,34 +17,25 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from labserver.app import AppProtocol
+from lab import registry
+from labserver.__main__ import build
+from labserver.base import Protocol
 from labserver.config import ServerConfig
-from labserver.loop import EventLoop
-from labserver.protocols import EchoProtocol, GreetingProtocol, UdpEchoProtocol
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 TIMEOUT_S = 5.0
-TEST_PORTS = {"echo_port": 0, "udp_port": 0, "app_port": 0, "greet_port": 0}
 
 
 class InProcessServer:
-    """An ``EventLoop`` serving every listener on 127.0.0.1 (ephemeral ports), with weak
-    references to every transport and protocol it built (``alive()``)."""
+    """An ``EventLoop`` serving every listener of the registry on 127.0.0.1 (ephemeral ports),
+    built as ``labserver.__main__`` builds it, with weak references to every transport and
+    protocol it built (``alive()``)."""
 
     def __init__(self, **settings: Any) -> None:
-        self.config = dataclasses.replace(ServerConfig(), bind="127.0.0.1", **TEST_PORTS,
-                                          **settings)
-        self.loop = EventLoop(self.config)
+        self.config = dataclasses.replace(ServerConfig(), bind="127.0.0.1", **settings)
         self.made: list[weakref.ref] = []
-        config = self.config
-        self.loop.listen_tcp(self._tracked(EchoProtocol), 0, quiet_s=config.shutdown_grace_s)
-        self.loop.listen_tcp(self._tracked(AppProtocol), 0,
-                             max_content_bytes=config.max_content_bytes,
-                             frame_deadline_s=config.frame_deadline_s,
-                             max_reply_bytes=config.max_reply_bytes)
-        self.loop.listen_tcp(self._tracked(GreetingProtocol), 0)
-        self.loop.listen_udp(UdpEchoProtocol, 0, max_bytes=config.max_datagram_bytes,
-                             rate_per_source=config.udp_rate_per_source)
+        self.loop = build(self.config, {row.name: 0 for row in registry.LISTENERS},
+                          lambda row: self._tracked(registry.resolve(row.protocol)))
         self.ports = {listener.name: listener.port for listener in self.loop.listeners}
         original_add = self.loop.add
 
@@ -59,16 +50,20 @@ class InProcessServer:
         self.errors: list[BaseException] = []
 
     def _tracked(self, cls: type) -> Callable[..., Any]:
-        def build(**settings: Any) -> Any:
+        """``cls``, or for a TCP protocol a factory that remembers what it built."""
+        if not issubclass(cls, Protocol):
+            return cls  # a datagram protocol: one for the listener's life
+
+        def made(**settings: Any) -> Any:
             protocol = cls(**settings)
             self.made.append(weakref.ref(protocol))
-            if hasattr(protocol, "decoder"):
-                self.made.append(weakref.ref(protocol.decoder))
+            if hasattr(protocol, "app"):  # the app's connection object and its decoder
+                self.made += [weakref.ref(protocol.app), weakref.ref(protocol.app._decoder)]
             return protocol
 
-        build.name = cls.name  # type: ignore[attr-defined]
-        build.refusal = cls.refusal  # type: ignore[attr-defined]
-        return build
+        made.name = cls.name  # type: ignore[attr-defined]
+        made.refusal = cls.refusal  # type: ignore[attr-defined]
+        return made
 
     def _run(self) -> None:
         try:

@@ -68,11 +68,11 @@ def request(host: str, port: int, action: str, value: str) -> dict:
                                "binary/custom-client-binary-type", "binary")
     with socket.create_connection((host, port), timeout=TIMEOUT_S) as sock:
         sock.sendall(message)
-        header, content = read_message(sock)
+        header, body = read_message(sock)
     if header["content-type"] == "text/json":
         return {"header": header,
-                "reply": json.loads(content.decode(header["content-encoding"]))}
-    return {"header": header, "reply": content.decode("utf-8", "replace")}
+                "reply": json.loads(body.decode(header["content-encoding"]))}
+    return {"header": header, "reply": body.decode("utf-8", "replace")}
 
 
 def answer(header: dict, content: bytes) -> bytes:

@@ -191,7 +191,7 @@ class Message:
     content: bytes
     byteorder: str = sys.byteorder
     value: Any = None
-    header: dict = field(default_factory=dict, compare=False)
+    header: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def is_json(self) -> bool:
@@ -219,7 +219,7 @@ def encode_message(content: bytes, content_type: str, content_encoding: str,
     return b"".join((_LENGTH.pack(len(header_bytes)), header_bytes, content))
 
 
-def encode_json(obj: dict, encoding: str = "utf-8", byteorder: str = sys.byteorder,
+def encode_json(obj: dict[str, Any], encoding: str = "utf-8", byteorder: str = sys.byteorder,
                 extra_header: Mapping[str, Any] | None = None) -> bytes:
     """A text/json message carrying ``obj`` (a JSON object) in ``encoding`` (one of
     ``TEXT_ENCODINGS``). Characters the encoding cannot carry (or lone surrogates) are sent as
@@ -271,7 +271,7 @@ def encode_binary(data: bytes, content_type: str = "binary/custom-client-binary-
     return encode_message(data, content_type, BINARY_ENCODING, byteorder, extra_header)
 
 
-def _parse_header(raw: bytes | memoryview, max_content_bytes: int) -> dict:
+def _parse_header(raw: bytes | memoryview, max_content_bytes: int) -> dict[str, Any]:
     try:
         text = bytes(raw).decode("utf-8")
     except UnicodeError:
@@ -300,7 +300,7 @@ def _parse_header(raw: bytes | memoryview, max_content_bytes: int) -> dict:
     return header
 
 
-def _decode_json_content(content: bytes, encoding: str) -> dict:
+def _decode_json_content(content: bytes, encoding: str) -> dict[str, Any]:
     codec = text_encoding(encoding)
     if codec is None:
         raise RemoteProtocolError(f"unknown content-encoding {clip(encoding)} (allowed: "
@@ -332,12 +332,12 @@ class MessageDecoder:
         self.max_content_bytes = max_content_bytes
         self._buffer = bytearray()
         self._pos = 0  # start of the unread part of _buffer
-        self._header: dict | None = None  # parsed header of the message in progress
+        self._header: dict[str, Any] | None = None  # parsed header of the message in progress
         self._header_raw = b""  # its bytes, when it has keys beyond the required ones
         self._header_cost = 0  # what that header is counted as in ``held_bytes``
         self._failed: tuple[type[RemoteProtocolError], str, str] | None = None
 
-    def feed(self, data: bytes | memoryview) -> None:
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
         if self._pos and self._pos >= len(self._buffer) // 2:
             # A new buffer rather than ``del buf[:pos]``, which keeps the old allocation: what
             # a large frame took is given back once it has been handed out.
@@ -369,7 +369,7 @@ class MessageDecoder:
         message, is buffered)? Cheap: nothing is parsed."""
         available = len(self._buffer) - self._pos
         if self._header is not None:
-            return available >= self._header["content-length"]
+            return bool(available >= self._header["content-length"])
         return available >= 2 and available >= 2 + _LENGTH.unpack_from(self._buffer,
                                                                          self._pos)[0]
 

@@ -11,6 +11,7 @@ import ipaddress
 import socket
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 _SIOCGIFADDR = 0x8915  # Linux ioctl: an interface's IPv4 address
 
@@ -30,7 +31,7 @@ def family_name(ip: str) -> str:
     return "IPv6" if ":" in plain_ip(ip) else "IPv4"
 
 
-def endpoint(sockaddr: tuple) -> str:
+def endpoint(sockaddr: tuple[Any, ...]) -> str:
     """``('::ffff:10.0.0.1', 80, 0, 0)`` -> ``10.0.0.1:80``; IPv6 gets brackets."""
     ip = plain_ip(sockaddr[0])
     return f"[{ip}]:{sockaddr[1]}" if ":" in ip else f"{ip}:{sockaddr[1]}"
@@ -55,13 +56,14 @@ class Peer:
     port: int
     loopback: bool
     key: str
-    sockaddr: tuple = field(default=(), compare=False)  # as the socket gave it (to reply to)
+    # As the socket gave it (what a reply is sent to).
+    sockaddr: tuple[Any, ...] = field(default=(), compare=False)
 
     def __str__(self) -> str:
         return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
 
 
-def peer_of(sockaddr: tuple, ipv6_prefix_bits: int = 64) -> Peer:
+def peer_of(sockaddr: tuple[Any, ...], ipv6_prefix_bits: int = 64) -> Peer:
     """``sockaddr`` (as accept or recvfrom return it) as a ``Peer``: one parse of the address."""
     raw = sockaddr[0]
     try:

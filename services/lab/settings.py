@@ -47,13 +47,21 @@ def _convert(raw: str, default: Any, var: str) -> Any:
 
 def load(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
     """Build ``cls`` from its defaults, overridden by ``LAB_*`` variables in ``environ``."""
+    defaults = {field.name: field.default for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**load_values(defaults, environ))
+
+
+def load_values(defaults: Mapping[str, Any], environ: Mapping[str, str] | None = None,
+                ) -> dict[str, Any]:
+    """``defaults`` (setting name -> default value), each overridden by its ``LAB_*`` variable
+    in ``environ`` where that is set and not empty."""
     environ = os.environ if environ is None else environ
-    values = {}
-    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
-        var = env_name(field.name)
-        if var in environ and environ[var] != "":
-            values[field.name] = _convert(environ[var], field.default, var)
-    return cls(**values)
+    values = dict(defaults)
+    for name, default in defaults.items():
+        var = env_name(name)
+        if environ.get(var, "") != "":
+            values[name] = _convert(environ[var], default, var)
+    return values
 
 
 def describe(settings: Any) -> str:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent), str(HERE.parents[1] / "services")]
+sys.path[:0] = [str(HERE.parent)]  # the tests' helpers (framing_cases)
 
 from framing_cases import INVALID, VALID, content_frame  # noqa: E402
 from lab import framing  # noqa: E402

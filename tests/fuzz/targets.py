@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from inmemory import APP_CODES, CODEC_CODES, MemoryTransport, error_code
 from lab import appconn, framing
@@ -24,7 +25,7 @@ from labclient.app import Expected
 from labclient.errors import ClientError
 from labserver.app import AppProtocol
 
-APP_SETTINGS = {"max_content_bytes": 4096, "frame_deadline_s": 1.0}
+APP_SETTINGS: dict[str, Any] = {"max_content_bytes": 4096, "frame_deadline_s": 1.0}
 # The cost oracle's bound: about 100 times what the costliest linear input takes per byte under
 # the fuzzer's instrumentation, and a floor for small inputs (a collection, a cold cache).
 COST_PER_BYTE_S = 20e-6

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
+import pluggy
 import pytest
 from labstack import ComposeStack
-from labstack.cluster import Cluster
+from labstack.lifecycle import Lifecycle
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -35,11 +36,12 @@ def own_stack() -> Iterator[ComposeStack]:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None],
+                              ) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     outcome = yield
     report = outcome.get_result()
     if report.failed:
-        for running in [*ComposeStack.active, *Cluster.active]:
+        for running in Lifecycle.active:
             try:
                 report.sections.append((f"container logs: {running.project}", running.logs()))
             except Exception as exc:  # the report must not fail because the engine did
@@ -51,7 +53,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """After every fixture is torn down: nothing labelled with this run's projects may remain."""
     left = {}
-    for made in [*ComposeStack.created, *Cluster.created]:
+    for made in Lifecycle.created:
         found = made.sweep()
         if found:
             left[made.project] = found

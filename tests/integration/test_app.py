@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import tutorial_peers
 from framing_cases import INVALID
-from lab import defaults, framing
+from lab import framing, registry
 from labstack import ComposeStack
+from serverlog import wait_for_warnings
 from test_cross_host import FAMILIES, assert_crossed_hosts
 
-APP_PORT = str(defaults.APP_PORT)
+APP_PORT = str(registry.default_port("app"))
 GOOD_REQUEST = framing.encode_json({"action": "search", "value": "ring"})
 RING = "In the caves beneath the Misty Mountains. \U0001f48d"
 TUTORIAL_SOURCE = Path(tutorial_peers.__file__).read_text()
@@ -86,7 +87,8 @@ def test_each_bad_frame_gets_its_error_and_the_server_serves_the_next_request(
     logs = stack.container("server").logs().decode()
     assert "Traceback" not in logs
     # Every bad frame is reported: the first few one line each, the rest in a summary.
-    assert stack.wait_for_warnings(0, "bad frame from peer=", "bad-frame", len(cases)) >= len(cases)
+    assert wait_for_warnings(stack, 0, "bad frame from peer=", "bad-frame",
+                             len(cases)) >= len(cases)
 
 
 def test_end_of_stream_mid_frame_gets_truncated_then_others_are_served(

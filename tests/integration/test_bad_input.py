@@ -15,13 +15,14 @@ from pathlib import Path
 import hostile_peers
 import pytest
 from framing_cases import INVALID, LIMIT, header, raw_frame
-from lab import defaults, framing
+from lab import framing, registry
 from labserver.loop import HEALTH_SLOTS
 from labstack import ComposeStack
+from serverlog import wait_for_warnings
 
 pytestmark = pytest.mark.slow
 
-ECHO, APP, GREET = defaults.ECHO_PORT, defaults.APP_PORT, defaults.GREET_PORT
+ECHO, APP, GREET = (registry.default_port(name) for name in ("tcp-echo", "app", "greeting"))
 MAX_DATAGRAM = 2048
 FRAME_DEADLINE_S = 2
 CAP = 48
@@ -167,7 +168,7 @@ def test_corpus_reports_every_problem_and_no_traceback(limited: ComposeStack,
     assert "Traceback" not in log
     bad_frames = sum(c.expect.startswith("error:") or "error:" in c.expect for c in CASES)
     # One line each for the first few per 5 s, then a count: every one is reported, none twice.
-    assert limited.wait_for_warnings(corpus_run["mark"], "bad frame from peer=", "bad-frame",
+    assert wait_for_warnings(limited, corpus_run["mark"], "bad frame from peer=", "bad-frame",
                                      bad_frames) == bad_frames
     assert "udp-echo dropped a datagram from peer=" in log and "(over 2048 bytes;" in log
     assert "reason=reset by peer" in log
@@ -194,7 +195,7 @@ def test_a_flood_past_the_connection_cap_is_refused_cleanly(limited: ComposeStac
     assert flood.wait(30).exit_code == 0
     # Every refusal is reported (the first few a line each, then a count), and none of the
     # health check's: loopback has slots of its own.
-    assert limited.wait_for_warnings(mark, "refused peer=", "refused (at capacity)",
+    assert wait_for_warnings(limited, mark, "refused peer=", "refused (at capacity)",
                                      counts["busy"]) == counts["busy"]
     log = limited.server_log(mark)
     assert "peer=127.0.0.1:" not in log and "peer=[::1]:" not in log

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from bench_script import bench
 from labstack import ROOT
+from labtools import bench
 
 pytestmark = pytest.mark.slow
 
@@ -63,5 +63,6 @@ def test_a_peer_missing_from_the_tools_image_is_reported_not_silently_dropped() 
     out and says why. The server image has no uvloop: it stands in for such a tools image."""
     tag = os.environ.get("LAB_IMAGE_TAG", "latest")
     missing = bench.available_peers(f"sockets-lab/server:{tag}")["uvloop"]
+    assert missing is not None
     assert "uvloop is not in the tools image" in missing and "ModuleNotFoundError" in missing
     assert bench.available_peers(f"sockets-lab/tools:{tag}") == {"uvloop": None}

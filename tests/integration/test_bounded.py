@@ -19,7 +19,7 @@ from pathlib import Path
 
 import hostile_peers
 import pytest
-from lab import defaults
+from lab import registry
 from labstack import ComposeStack, NotYet, wait_for
 
 pytestmark = pytest.mark.slow
@@ -31,15 +31,20 @@ BYSTANDER_WAIT_S = 1.0  # the longest a fresh request may wait while an attack g
 # for the interpreter and one request's work at a time (a 512 KiB JSON text parsed).
 RSS_MARGIN = 40 << 20
 PER_ADDRESS = 100
+ECHO, APP, UDP = (registry.default_port(name) for name in ("tcp-echo", "app", "udp-echo"))
 
 
 @pytest.fixture(scope="module")
 def bounded() -> Iterator[ComposeStack]:
     with ComposeStack(env={"LAB_MAX_CONNECTIONS_PER_IP": str(PER_ADDRESS)}) as stack:
         stack.first_process = stack.process_identity()
-        log = stack.server_log()
-        stack.budget = int(log.split("memory budget for buffered bytes: ")[1].split()[0])
         yield stack
+
+
+@pytest.fixture(scope="module")
+def budget(bounded: ComposeStack) -> int:
+    """The server's memory budget, as it says at start."""
+    return int(bounded.server_log().split("memory budget for buffered bytes: ")[1].split()[0])
 
 
 @pytest.fixture(autouse=True)
@@ -87,7 +92,7 @@ def under_attack(stack: ComposeStack, *attacker: str) -> tuple[dict, dict, int]:
 def test_two_echo_services_cannot_ping_pong(bounded: ComposeStack) -> None:
     """A forged datagram from another echo service (any port): a few rounds, then it stops."""
     outcome = peer_json(bounded.start_python(HOSTILE_SOURCE, "udp-ping-pong", "server",
-                                             str(defaults.UDP_PORT), "40123", "3"))
+                                             str(UDP), "40123", "3"))
     print(f"ping-pong between two echo services: {outcome['rounds']} rounds, then dropped")
     assert 1 <= outcome["rounds"] <= 8
     assert "the same payload again and again: an echo loop" in bounded.server_log()
@@ -111,8 +116,7 @@ def test_one_ipv6_host_is_one_network_for_the_per_address_cap(bounded: ComposeSt
                                cap_drop=["ALL"], cap_add=["NET_ADMIN"], read_only=True,
                                security_opt=["no-new-privileges:true"])
         code, out = run.container.exec_run(["python3", "-c", HOSTILE_SOURCE, "flood-from",
-                                            "server", str(defaults.ECHO_PORT), "50", "1",
-                                            ",".join(sources)])
+                                            "server", str(ECHO), "50", "1", ",".join(sources)])
     finally:
         run.container.remove(force=True)
     counts = json.loads(out.decode().strip().splitlines()[0])
@@ -136,21 +140,21 @@ ATTACKS = {  # name: (the peer's arguments after "attack", connections at once, 
 
 
 @pytest.mark.parametrize("name", list(ATTACKS))
-def test_an_attack_leaves_others_served_and_memory_bounded(bounded: ComposeStack,
+def test_an_attack_leaves_others_served_and_memory_bounded(bounded: ComposeStack, budget: int,
                                                            name: str) -> None:
     kind, connections, buffers = ATTACKS[name]
     before = bounded.memory_bytes("server")
-    port = defaults.ECHO_PORT if kind == "accept-storm" else defaults.APP_PORT
+    port = ECHO if kind == "accept-storm" else APP
     outcome, watched, peak = under_attack(bounded, "attack", kind, "server", str(port),
                                           str(ATTACK_S), str(connections))
     print(f"{name}: {outcome['connections']} attacking connections; RSS {before >> 20} MiB "
-          f"before, {peak >> 20} MiB at most (budget {bounded.budget >> 20} MiB); the bystander "
+          f"before, {peak >> 20} MiB at most (budget {budget >> 20} MiB); the bystander "
           f"waited at most {watched['worst_app_s'] * 1000:.0f} ms (app) and "
           f"{watched['worst_echo_s'] * 1000:.0f} ms (echo) over {watched['requests']} requests")
     assert outcome["connections"] >= connections  # the attack really ran
     assert not watched["failed"], watched["failed"]
     assert watched["worst_app_s"] < BYSTANDER_WAIT_S and watched["worst_echo_s"] < BYSTANDER_WAIT_S
-    assert peak < bounded.budget + RSS_MARGIN
+    assert peak < budget + RSS_MARGIN
     if not buffers:  # 22,000 floats a request: what the allocator keeps of that is its own
         return
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from lab import defaults
+from lab import registry
 from labclient.demo import DEMO_ECHO_BYTES
 from labstack import ComposeStack, capture
 
@@ -24,8 +24,8 @@ def test_each_tcp_exchange_opens_with_a_syn_from_client_to_server(
     mine = [r for r in demo["exchanges"]
             if r["family"] == f"IPv{family}" and r["command"] != "udp"]
     tcp = [c for c in convs if c.proto == "tcp" and c.family == family]
-    assert {c.server[1] for c in tcp} == {defaults.ECHO_PORT, defaults.GREET_PORT,
-                                          defaults.APP_PORT}
+    assert {c.server[1] for c in tcp} == {row.default_port for row in registry.LISTENERS
+                                          if row.kind == "tcp"}
     for conv in tcp:
         assert conv.handshake == ["S>", "SA<", "A>"]  # SYN, SYN-ACK, ACK
         assert conv.server[0] == stack.ip_of("server", family)
@@ -38,12 +38,12 @@ def test_each_tcp_exchange_opens_with_a_syn_from_client_to_server(
 def test_the_echo_bytes_and_who_closed_first(demo_on_the_wire: tuple, family: int) -> None:
     _, convs = demo_on_the_wire
     (echo,) = [c for c in convs if c.proto == "tcp" and c.family == family
-               and c.server[1] == defaults.ECHO_PORT]
+               and c.server[1] == registry.default_port("tcp-echo")]
     assert len(echo.payload("client")) == len(echo.payload("server")) == DEMO_ECHO_BYTES
     assert echo.payload("client") == echo.payload("server")
     assert echo.first_fin == "client"  # its shutdown(SHUT_WR) is the server's b""
     (greeting,) = [c for c in convs if c.proto == "tcp" and c.family == family
-                   and c.server[1] == defaults.GREET_PORT]
+                   and c.server[1] == registry.default_port("greeting")]
     assert greeting.payload("client") == b"" and greeting.payload("server").startswith(b"Hello")
     assert greeting.first_fin == "server"  # it speaks, then closes
 
@@ -52,7 +52,7 @@ def test_the_echo_bytes_and_who_closed_first(demo_on_the_wire: tuple, family: in
 def test_udp_datagrams_out_and_back(demo_on_the_wire: tuple, family: int) -> None:
     _, convs = demo_on_the_wire
     (udp,) = [c for c in convs if c.proto == "udp" and c.family == family]
-    assert udp.server[1] == defaults.UDP_PORT
+    assert udp.server[1] == registry.default_port("udp-echo")
     out, back = udp.sent_by("client"), udp.sent_by("server")
     assert len(out) == len(back) == 3
     assert [p.payload for p in out] == [p.payload for p in back]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import hostile_peers
 import pytest
-from lab import defaults
+from lab import registry
 from labstack import ComposeStack
 
 pytestmark = pytest.mark.slow
@@ -165,8 +165,8 @@ def test_7_client_killed_while_sending_a_frame(healthy: ComposeStack) -> None:
     and keeps serving others."""
     half_frame = "0067" + "7b2262797465"  # a length of 103, then the first bytes of the header
     mark = healthy.log_mark()
-    dying = healthy.start_client("raw", "--port", str(defaults.APP_PORT), "--hex", half_frame,
-                                 "--timeout", "60")
+    dying = healthy.start_client("raw", "--port", str(registry.default_port("app")), "--hex",
+                                 half_frame, "--timeout", "60")
     dying_ip = healthy.address_of(dying.container, 4)  # our client prefers IPv4
     peer = opened_peer(healthy.wait_for_server_log(f"open peer={dying_ip}:", mark))
     dying.container.kill()
@@ -183,7 +183,7 @@ def test_8_slow_reader_does_not_block_others(healthy: ComposeStack) -> None:
     before = healthy.memory_bytes("server")
     mark = healthy.log_mark()
     reader = healthy.start_python(HOSTILE_SOURCE, "slow-reader", "server",
-                                  str(defaults.ECHO_PORT), "30")
+                                  str(registry.default_port("tcp-echo")), "30")
     healthy.wait_for_log(reader.container, "stalled_after_bytes")
     others = healthy.run_client("echo", "--size", "1MiB", "--connections", "10", "--timeout", "5")
     during = healthy.memory_bytes("server")

@@ -15,13 +15,14 @@ from pathlib import Path
 import hostile_peers
 import pytest
 from framing_cases import content_frame, header, raw_frame
-from lab import defaults, framing
+from lab import framing, registry
 from labserver.loop import HEALTH_SLOTS
 from labstack import ComposeStack, NotYet, wait_for
+from serverlog import wait_for_warnings
 
 pytestmark = pytest.mark.slow
 
-APP, ECHO = defaults.APP_PORT, defaults.ECHO_PORT
+APP, ECHO = registry.default_port("app"), registry.default_port("tcp-echo")
 HOSTILE_SOURCE = Path(hostile_peers.__file__).read_text()
 MAX_CONNECTIONS, PER_IP = 180, 100
 FIRST_BYTE_S, LIFETIME_S, FRAME_DEADLINE_S, UDP_RATE = 3, 5, 3, 100
@@ -139,7 +140,7 @@ def test_buffered_bytes_stay_within_the_budget_and_are_given_back(guarded: Compo
     budget = int(guarded.server_log().split("memory budget for buffered bytes: ")[1].split()[0])
     assert (PER_IP - len(evicted)) * size <= budget < (PER_IP - len(evicted) + 2) * size
     # One line for each of the first few, then a count (log lines are bounded too).
-    assert guarded.wait_for_warnings(mark, "over the memory budget", "memory budget",
+    assert wait_for_warnings(guarded, mark, "over the memory budget", "memory budget",
                                      len(evicted)) == len(evicted)
 
     def given_back() -> int:
@@ -174,7 +175,7 @@ def test_one_address_cannot_take_every_slot_and_health_is_still_true_when_full(
     assert status == 0, output
     assert greedy.wait(30).exit_code == 0 and other.wait(30).exit_code == 0
     per_address = f"over {PER_IP} connections from one address"
-    assert guarded.wait_for_warnings(mark, f": {per_address} (", f"refused ({per_address})",
+    assert wait_for_warnings(guarded, mark, f": {per_address} (", f"refused ({per_address})",
                                      10) == 10
 
 

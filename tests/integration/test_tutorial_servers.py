@@ -10,25 +10,31 @@ from pathlib import Path
 
 import learner_peers
 import pytest
-from lab import defaults
+from lab import registry
 from labstack import ClientRun, ComposeStack, NotYet, wait_for
 
 pytestmark = pytest.mark.slow
 
-ECHO = str(defaults.ECHO_PORT)
+ECHO = str(registry.default_port("tcp-echo"))
 SOURCE = Path(learner_peers.__file__).read_text()
 IMPLEMENTATIONS = ["blocking", "threaded", "multiconn", "lab"]
 LOOPS = ("multiconn", "lab")  # one thread, a selector
 PIDS_LIMIT = 64  # compose.yaml's pids_limit: the threaded server's ceiling
 
 
+class StepStack(ComposeStack):
+    """A stack whose server is one of the tutorial's steps (or the lab's own)."""
+
+    def __init__(self, implementation: str) -> None:
+        # The lab's per-address cap (128) would turn the 1,000 idle clients of one container
+        # away: lifted here, as the benchmark does (the hostile-peer tests cover the cap).
+        super().__init__(env={"LAB_SERVER": implementation, "LAB_MAX_CONNECTIONS_PER_IP": "0"})
+        self.implementation = implementation
+
+
 @pytest.fixture(scope="module", params=IMPLEMENTATIONS)
-def impl(request: pytest.FixtureRequest) -> Iterator[ComposeStack]:
-    # The lab's per-address cap (128) would turn the 1,000 idle clients of one container away:
-    # lifted here, as the benchmark does (the hostile-peer tests cover the cap).
-    env = {"LAB_SERVER": request.param, "LAB_MAX_CONNECTIONS_PER_IP": "0"}
-    with ComposeStack(env=env) as stack:
-        stack.implementation = request.param
+def impl(request: pytest.FixtureRequest) -> Iterator[StepStack]:
+    with StepStack(request.param) as stack:
         yield stack
 
 
@@ -63,14 +69,15 @@ def holding(stack: ComposeStack, *args: str) -> tuple[ClientRun, int]:
     return run, int(line.split()[1])
 
 
-def test_health_check_probes_what_it_serves(impl: ComposeStack) -> None:
+def test_health_check_probes_what_it_serves(impl: StepStack) -> None:
     code, output = impl.healthcheck()
     assert code == 0, output
     probed = output.removeprefix("healthy: ").split(" answered on ")[0].split(", ")
-    assert sorted(probed) == sorted(defaults.SERVERS[impl.implementation]), output
+    served = registry.served_by(impl.implementation)
+    assert sorted(probed) == sorted(row.name for row in served), output
 
 
-def test_demo_asks_only_for_what_the_server_serves(impl: ComposeStack) -> None:
+def test_demo_asks_only_for_what_the_server_serves(impl: StepStack) -> None:
     result = impl.run_client("demo", "--server", impl.implementation)
     assert result.exit_code == 0, result
     assert result.crossed_hosts
@@ -78,7 +85,7 @@ def test_demo_asks_only_for_what_the_server_serves(impl: ComposeStack) -> None:
     assert len(result.exchanges) == 2 * per_family  # IPv4 and IPv6
 
 
-def test_a_second_client_waits_only_for_the_blocking_server(impl: ComposeStack) -> None:
+def test_a_second_client_waits_only_for_the_blocking_server(impl: StepStack) -> None:
     hold_s = 1.5
     out = result_of(peer(impl, "wait", str(hold_s)))
     if impl.implementation == "blocking":
@@ -90,7 +97,7 @@ def test_a_second_client_waits_only_for_the_blocking_server(impl: ComposeStack) 
         assert out["b_served_while_a_open_s"] < 0.5
 
 
-def test_threads_grow_with_clients_only_in_the_threaded_server(impl: ComposeStack) -> None:
+def test_threads_grow_with_clients_only_in_the_threaded_server(impl: StepStack) -> None:
     before = threads(impl)
     run, served = holding(impl, "20", "3", "0.3")
     during = threads(impl)
@@ -110,7 +117,7 @@ def test_threads_grow_with_clients_only_in_the_threaded_server(impl: ComposeStac
         assert served == 20 and during == 1  # one thread for all of them
 
 
-def test_idle_clients_by_the_thousand(impl: ComposeStack) -> None:
+def test_idle_clients_by_the_thousand(impl: StepStack) -> None:
     """The loops hold 1,000 idle clients in one thread; the threaded server stops near its
     pids limit; the blocking one serves the first of a few."""
     count = {"blocking": 5, "threaded": 200}.get(impl.implementation, 1000)
@@ -131,7 +138,7 @@ def test_idle_clients_by_the_thousand(impl: ComposeStack) -> None:
         assert served == 1
 
 
-def test_cpu_while_clients_sit_idle(impl: ComposeStack) -> None:
+def test_cpu_while_clients_sit_idle(impl: StepStack) -> None:
     """The tutorial's loop registers every socket for writing, so select() never waits."""
     count = "1" if impl.implementation == "blocking" else "10"
     run, _ = holding(impl, count, "3")
@@ -146,7 +153,7 @@ def test_cpu_while_clients_sit_idle(impl: ComposeStack) -> None:
         assert share < 0.1
 
 
-def test_a_client_that_never_reads(impl: ComposeStack) -> None:
+def test_a_client_that_never_reads(impl: StepStack) -> None:
     size = 4 << 20
     before = impl.memory_bytes("server")
     slow = peer(impl, "slow-reader", str(size), "4")
@@ -173,7 +180,7 @@ def test_a_client_that_never_reads(impl: ComposeStack) -> None:
         assert grown < 2 << 20  # it stopped reading: back-pressure (write_buffer_bytes)
 
 
-def test_sigterm(impl: ComposeStack) -> None:
+def test_sigterm(impl: StepStack) -> None:
     """Each stops on SIGTERM with exit 0; a connected client sees its connection closed."""
     run, _ = holding(impl, "1", "20")
     server = impl.container("server")

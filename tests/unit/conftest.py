@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
-import re
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from lab import registry
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ROOT / "services"
 START_TIMEOUT_S = 10
 SOCKET_TIMEOUT_S = 5
 
@@ -40,9 +40,11 @@ class LocalServer:
     def __init__(self, code: str | None = None, **settings: str) -> None:
         """``code``: Python run before the server's ``main()`` in its process (to inject a
         fault into it, say); without it, plain ``python3 -m labserver``."""
-        self.env = {**os.environ, "PYTHONPATH": f"{SERVICES}{os.pathsep}{SERVICES / 'server'}",
-                    "LAB_ECHO_PORT": "0", "LAB_UDP_PORT": "0", "LAB_APP_PORT": "0",
-                    "LAB_GREET_PORT": "0", "LAB_LOG_LEVEL": "DEBUG", **settings}
+        fd, self.ports_file = tempfile.mkstemp(prefix="labserver-ports-")
+        os.close(fd)
+        os.unlink(self.ports_file)  # the server writes it once it listens
+        self.env = {**os.environ, **{row.env: "0" for row in registry.LISTENERS},
+                    "LAB_PORTS_FILE": self.ports_file, "LAB_LOG_LEVEL": "DEBUG", **settings}
         argv = ["-m", "labserver"] if code is None else [
             "-c", f"{code}\nfrom labserver.__main__ import main\nraise SystemExit(main())"]
         self.proc = subprocess.Popen([sys.executable, *argv], env=self.env,
@@ -50,11 +52,17 @@ class LocalServer:
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._pump, daemon=True).start()
-        self.ports: dict[str, int] = {}
-        while "udp-echo" not in self.ports or "greeting" not in self.ports:
-            line = self.expect("listening: ")
-            name, port, _kind = re.search(r"listening: (\S+) on .*:(\d+)/(\w+)", line).groups()
-            self.ports[name] = int(port)
+        self.ports: dict[str, int] = Retrying(
+            stop=stop_after_delay(START_TIMEOUT_S), wait=wait_fixed(0.02), reraise=True,
+            retry=retry_if_exception_type(FileNotFoundError))(self._read_ports)
+
+    def _read_ports(self) -> dict[str, int]:
+        """The ports the server says it bound (``LAB_PORTS_FILE``), once it has written them."""
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the server exited with {self.proc.returncode}: "
+                                 f"{list(self.lines.queue)[-20:]}")
+        with open(self.ports_file) as ports:
+            return json.load(ports)
 
     def _pump(self) -> None:
         assert self.proc.stdout is not None
@@ -81,6 +89,8 @@ class LocalServer:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        if os.path.exists(self.ports_file):
+            os.unlink(self.ports_file)
 
 
 @pytest.fixture

@@ -22,8 +22,9 @@ def app_server(make_server):
 
 
 def ask(server, action: str, value: str | None = None, **options) -> dict:
+    """The client's result, as its JSON line says it."""
     return app.run(Target("127.0.0.1", server.ports["app"], socket.AF_UNSPEC, 2, TIMEOUT_S),
-                   action, value, **options)
+                   action, value, **options).to_json()
 
 
 @pytest.mark.parametrize(("action", "value", "result"), [
@@ -92,7 +93,7 @@ def tutorial_server():
 def test_our_client_works_against_the_tutorials_server(tutorial_server: int) -> None:
     def ask_tutorial(*args, **options) -> dict:
         return app.run(Target("127.0.0.1", tutorial_server, socket.AF_UNSPEC, 2, TIMEOUT_S),
-                       *args, **options)
+                       *args, **options).to_json()
 
     assert ask_tutorial("search", "ring")["result"].startswith("In the caves")
     assert ask_tutorial("echo", "hello", binary=True)["result"] == (

@@ -124,7 +124,7 @@ class OneConnection(RuleBasedStateMachine):
             index, code = errors[0]
             assert index == len(replies) - 1, "a reply after the closing error"
             assert self.conn.closing is not None
-            allowed = set()
+            allowed: set[str] = set()
             if self.poisoned:
                 allowed |= CODEC_CODES | {"frame-deadline", "unknown-action", "bad-value"}
             if self.deadline_due:

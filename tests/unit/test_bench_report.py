@@ -4,7 +4,7 @@ cores, the CPU counters and the targets (the figures themselves come from `make 
 from __future__ import annotations
 
 import pytest
-from bench_script import bench
+from labtools import bench
 
 
 def test_servers_are_interleaved_within_each_repeat() -> None:

@@ -7,9 +7,22 @@ import json
 import socket
 import time
 
+import jsonschema
 import pytest
+from lab import registry
 from labclient import cli, transport
 from labclient.errors import EXIT_UNREACHABLE
+from labstack import ROOT
+
+SCHEMA = jsonschema.Draft202012Validator(
+    json.loads((ROOT / "docs" / "client-result.schema.json").read_text()))
+
+
+def json_line(out: str) -> dict:
+    """The client's JSON line, checked against its schema (docs/client-result.schema.json)."""
+    data = json.loads(out.strip().splitlines()[-1])
+    SCHEMA.validate(data)
+    return data
 
 
 @pytest.mark.parametrize(("text", "size"), [
@@ -48,7 +61,7 @@ def test_unreachable_server_is_exit_3_with_one_line(capsys: pytest.CaptureFixtur
     assert code == EXIT_UNREACHABLE
     assert time.monotonic() - started < 5
     out, err = capsys.readouterr()
-    assert json.loads(out)["exit_status"] == EXIT_UNREACHABLE
+    assert json_line(out)["exit_status"] == EXIT_UNREACHABLE
     assert err.strip().splitlines()[-1].startswith("client: error: 127.0.0.1:")
     assert "Traceback" not in err
 
@@ -64,14 +77,14 @@ def test_echo_udp_and_greet_against_a_local_server(local_server, capsys) -> None
     ports = local_server.ports
     assert cli.main(["echo", "--host", "::1", "--port", str(ports["tcp-echo"]),
                      "--size", "1MiB", "--connections", "4", "--json"]) == 0
-    echo = json.loads(capsys.readouterr().out)
+    echo = json_line(capsys.readouterr().out)
     assert echo["all_ok"] and echo["distinct_payloads"] == 4
     assert cli.main(["udp", "--host", "127.0.0.1", "--port", str(ports["udp-echo"]),
                      "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["echoed"] == 3
+    assert json_line(capsys.readouterr().out)["echoed"] == 3
     assert cli.main(["greet", "--host", "127.0.0.1", "--port", str(ports["greeting"]),
                      "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["names_me"] is True
+    assert json_line(capsys.readouterr().out)["names_me"] is True
 
 
 def test_repeat_with_interval_spaces_the_exchanges(local_server, capsys) -> None:
@@ -80,6 +93,28 @@ def test_repeat_with_interval_spaces_the_exchanges(local_server, capsys) -> None
     assert cli.main(["echo", "--host", "127.0.0.1", "--port", port, "--size", "1KiB",
                      "--repeat", "4", "--interval", "0.3", "--json"]) == 0
     took = time.monotonic() - started
-    result = json.loads(capsys.readouterr().out)
+    result = json_line(capsys.readouterr().out)
     assert result["completed"] == 4 and result["all_ok"]
     assert took >= 0.9  # three pauses between four exchanges
+
+
+@pytest.mark.parametrize("command", [
+    ["app", "reverse", "abc"], ["app", "echo", "x", "--pipeline", "3"],
+    ["app", "echo", "x", "--connections", "2"], ["raw", "--text", "hi", "--timeout", "0.5"],
+    ["raw", "--text", "a", "--text", "b", "--timeout", "0.5"],
+    ["demo"], ["udp", "--count", "2"], ["app", "dance"],
+])
+def test_every_json_line_matches_the_schema(local_server, capsys, command: list[str]) -> None:
+    ports = local_server.ports
+    options = ["--host", "127.0.0.1", "--json", "--deadline", "2"]
+    if command[0] == "demo":
+        options += [f"--{row.port_setting.replace('_', '-')}={ports[row.name]}"
+                    for row in registry.LISTENERS]
+    elif command[0] == "udp":
+        options += ["--port", str(ports["udp-echo"])]
+    else:
+        options += ["--port", str(ports["app"])]
+    code = cli.main([*command, *options])
+    data = json_line(capsys.readouterr().out)
+    assert data["ok"] is (code == 0)
+    assert code == (5 if command == ["app", "dance"] else 1 if command == ["demo"] else 0)

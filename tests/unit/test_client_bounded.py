@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import SERVICES
 from framing_cases import content_frame
 from lab import framing
 from lab.appconn import ErrorReply, ServerConnection
@@ -74,11 +73,10 @@ def hostile() -> Iterator[Callable[[Behaviour], HostileServer]]:
 
 def client(server: HostileServer, *args: str, within_s: float = 30) -> tuple[int, dict, str, float]:
     """``labclient ARGS --json`` against the server: exit status, JSON line, stderr, seconds."""
-    env = {**os.environ, "PYTHONPATH": f"{SERVICES}{os.pathsep}{SERVICES / 'client'}"}
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "labclient", *args, "--host", "127.0.0.1",
                            "--port", str(server.port), "--deadline", "2", "--json"],
-                          env=env, capture_output=True, text=True, timeout=within_s, check=False)
+                          capture_output=True, text=True, timeout=within_s, check=False)
     elapsed = time.monotonic() - started
     assert "Traceback" not in proc.stderr, proc.stderr
     lines = proc.stdout.strip().splitlines()
@@ -106,8 +104,7 @@ def test_a_reply_of_escaped_quotes_is_read_in_linear_time(hostile) -> None:
 
 def test_extra_reply_frames_are_no_crash(hostile) -> None:
     extra = ServerConnection().send(ErrorReply("x", "y"))
-    server = hostile(lambda conn: (read_request(conn), conn.sendall(
-        framing.encode_json({"result": "a"}) * 3 + extra)))
+    server = hostile(reply_with(framing.encode_json({"result": "a"}) * 3 + extra))
     code, _, err, _ = client(server, "app", "echo", "a", "--connections", "2")
     assert code in (0, 5), err
 
@@ -143,8 +140,12 @@ def test_an_endless_stream_is_read_with_a_bound(hostile) -> None:
 def test_an_endless_reply_frame_is_refused_at_its_header(hostile) -> None:
     header = json.dumps({"byteorder": "big", "content-type": "text/json",
                          "content-encoding": "utf-8", "content-length": 1 << 40}).encode()
-    server = hostile(lambda conn: (read_request(conn), conn.sendall(
-        struct.pack(">H", len(header)) + header), endless(conn)))
+
+    def a_header_then_forever(conn: socket.socket) -> None:
+        reply_with(struct.pack(">H", len(header)) + header)(conn)
+        endless(conn)
+
+    server = hostile(a_header_then_forever)
     code, _, err, _ = client(server, "app", "whoami")
     assert code == 5 and ("content-too-large" in err or "exceeds the limit" in err), err
 
@@ -169,8 +170,7 @@ def test_a_trickling_server_meets_the_overall_deadline(hostile, command: list[st
 
 def test_a_budget_cut_ends_the_command_instead_of_a_connection_per_request(hostile) -> None:
     cut = ServerConnection().send(ErrorReply("memory-budget", "the buffers are full"))
-    server = hostile(lambda conn: (read_request(conn), conn.sendall(
-        framing.encode_json({"result": "a #0"}) + cut)))
+    server = hostile(reply_with(framing.encode_json({"result": "a #0"}) + cut))
     code, _, err, _ = client(server, "app", "echo", "a", "--pipeline", "1000", "--retries", "0")
     assert code == 5 and "memory-budget" in err, err
     assert server.connections == 1

@@ -33,7 +33,7 @@ def feed_whole(data: bytes) -> list[framing.Message]:
 
 def feed_bytewise(data: bytes) -> list[framing.Message]:
     decoder = MessageDecoder(LIMIT)
-    found = []
+    found: list[framing.Message] = []
     for i in range(len(data)):
         decoder.feed(data[i:i + 1])
         found.extend(decoder.messages())
@@ -138,10 +138,10 @@ def test_buffer_is_a_bytearray_compacted_as_it_goes() -> None:
 
 
 @pytest.mark.parametrize(("call", "code"), [
-    (lambda: encode_json(["not", "an", "object"]), "bad-content"),
+    (lambda: encode_json(["not", "an", "object"]), "bad-content"),  # type: ignore[arg-type]
     (lambda: encode_json({"x": object()}), "bad-content"),
     (lambda: encode_json({"x": 1}, "klingon"), "bad-encoding"),
-    (lambda: encode_binary("text, not bytes"), "bad-content"),
+    (lambda: encode_binary("text, not bytes"), "bad-content"),  # type: ignore[arg-type]
     (lambda: encode_binary(b"x", content_type="text/json"), "bad-content"),
     (lambda: encode_message(b"", "x" * 70000, "binary"), "header-too-large"),
     (lambda: encode_json({}, extra_header={"content-length": 5}), "bad-header"),
@@ -190,7 +190,7 @@ def test_binary_round_trip_across_any_split(content: bytes, content_type: str,
                                             splits: list[int]) -> None:
     wire = encode_binary(content, content_type) * 2
     decoder = MessageDecoder(1 << 20)
-    found = []
+    found: list[framing.Message] = []
     previous = 0
     for cut in [*sorted({min(s, len(wire)) for s in splits}), len(wire)]:
         decoder.feed(wire[previous:cut])

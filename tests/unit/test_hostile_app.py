@@ -17,6 +17,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from framing_cases import content_frame, header, raw_frame
@@ -33,14 +34,16 @@ LOOP_TIME_BOUND_REFS = 10
 CONTENT = ServerConfig().max_content_bytes
 
 
-def app(**settings: object) -> MemoryTransport:
+def app(**settings: Any) -> MemoryTransport:
     return MemoryTransport(AppProtocol, **settings)
 
 
 def only_error(conn: MemoryTransport) -> str:
     (reply,) = conn.replies()
     assert conn.closing is not None
-    return error_code(reply)
+    code = error_code(reply)
+    assert code is not None, reply
+    return code
 
 
 @pytest.mark.parametrize("depth", [1000, 2000, 30000])
@@ -227,8 +230,7 @@ def longest_turns() -> dict[str, list[float]]:
     fresh Python process: the server runs in a small one, while this one holds the whole suite,
     whose heap makes allocation and garbage collection slower for reasons not the server's."""
     here = Path(__file__).resolve().parent
-    path = os.pathsep.join(str(here.parents[1] / part) for part in (
-        "services", "services/server", "services/client", "tools", "tests", "tests/unit"))
+    path = os.pathsep.join(str(here.parents[1] / part) for part in ("tests", "tests/unit"))
     code = ("import json, test_hostile_app as t\n"
             "print(json.dumps({name: t._longest_turn_in_refs(wire)"
             " for name, wire in t.WORST_CASES.items()}))")

@@ -20,7 +20,8 @@ from lab import framing
 from lab.netinfo import peer_of
 from labserver.base import Protocol
 from labserver.limits import EchoLoopGuard
-from labserver.listeners import ACCEPT_BATCH
+from labserver.listeners import ACCEPT_BATCH, UdpListener
+from labserver.protocols import UdpEchoProtocol
 
 
 @pytest.fixture(autouse=True)
@@ -309,7 +310,9 @@ def test_two_echo_services_cannot_ping_pong() -> None:
         except TimeoutError:
             pass
     assert rounds == guard.repeats, rounds
-    dropped = server.loop.listeners[-1].protocol.dropped
+    (udp,) = [listener for listener in server.loop.listeners if isinstance(listener, UdpListener)]
+    assert isinstance(udp.protocol, UdpEchoProtocol)
+    dropped = udp.protocol.dropped
     assert dropped["the same payload again and again: an echo loop"] == 1
 
 

@@ -16,7 +16,7 @@ import threading
 import time
 
 import pytest
-from conftest import SERVICES, LocalServer, connect, read_all
+from conftest import LocalServer, connect, read_all
 from lab import framing
 
 TIMEOUT_S = 5
@@ -126,7 +126,9 @@ def test_over_the_memory_budget_the_connections_holding_most_are_closed(make_ser
         holders.append((size, sock))
         time.sleep(0.2)  # let the server read it before the next one arrives
     line = server.expect("over the memory budget of 3145728: closing it")
-    held = int(re.search(r"holds (\d+) bytes", line).group(1))
+    holds = re.search(r"holds (\d+) bytes", line)
+    assert holds is not None, line
+    held = int(holds.group(1))
     assert 1000 << 10 < held < 1100 << 10  # the largest holder (1000 KiB and its header) first
     closed = {size: sock for size, sock in holders if size == 1000 << 10}
     assert error_codes(read_all(closed[1000 << 10])) == ["memory-budget"]
@@ -269,11 +271,10 @@ def test_client_meets_a_deeply_nested_reply_with_exit_5_not_a_traceback() -> Non
                 conn.sendall(reply)
 
         threading.Thread(target=serve, daemon=True).start()
-        env = {**os.environ, "PYTHONPATH": f"{SERVICES}{os.pathsep}{SERVICES / 'client'}"}
         proc = subprocess.run(
             [sys.executable, "-m", "labclient", "app", "echo", "x", "--host", "127.0.0.1",
              "--port", str(listener.getsockname()[1]), "--deadline", "2", "--json"],
-            env=env, capture_output=True, text=True, timeout=30, check=False)
+            capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 5, proc.stderr
     assert "Traceback" not in proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1])["ok"] is False

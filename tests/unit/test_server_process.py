@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import SERVICES, connect, read_all
+from conftest import connect, read_all
 
 TIMEOUT_S = 5
 
@@ -79,8 +79,7 @@ def test_over_capacity_is_told_and_counted(make_server) -> None:
      "LAB_SERVER='forking' is not one of lab, blocking, threaded, multiconn"),
 ])
 def test_bad_setting_is_one_line_and_exit_2(setting: str, value: str, message: str) -> None:
-    env = {**os.environ, "PYTHONPATH": f"{SERVICES}{os.pathsep}{SERVICES / 'server'}",
-           setting: value}
+    env = {**os.environ, setting: value}
     proc = subprocess.run([sys.executable, "-m", "labserver"], env=env, capture_output=True,
                           text=True, timeout=TIMEOUT_S, check=False)
     assert proc.returncode == 2
@@ -100,7 +99,7 @@ def test_reset_mid_exchange_is_one_log_line_and_others_unaffected(local_server) 
 
 
 def test_healthcheck_reports_healthy_then_unhealthy(local_server) -> None:
-    env = {**os.environ, "PYTHONPATH": f"{SERVICES}{os.pathsep}{SERVICES / 'server'}",
+    env = {**os.environ,
            "LAB_ECHO_PORT": str(local_server.ports["tcp-echo"]),
            "LAB_UDP_PORT": str(local_server.ports["udp-echo"]),
            "LAB_APP_PORT": str(local_server.ports["app"]),

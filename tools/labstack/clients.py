@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import docker.types
+import jsonschema
 from docker.models.containers import Container
 
+from .lifecycle import tcpdump_command
 from .stack import ROOT, Stack, StackError
 
 # compose.yaml's service keys that harden a container, by the Docker SDK's name for each.
@@ -46,10 +48,13 @@ class ClientResult:
 
 
 class ClientRun:
-    """A one-off client container started in the background; ``wait()`` collects its result."""
+    """A one-off container started in the background; ``wait()`` collects its result. For a
+    ``labclient ... --json`` run (``client_json``), its JSON line must match the client's
+    schema (docs/client-result.schema.json): the line is a contract, checked every time."""
 
-    def __init__(self, container: Container) -> None:
+    def __init__(self, container: Container, client_json: bool = False) -> None:
         self.container = container
+        self.client_json = client_json
 
     def logs(self) -> str:
         return self.container.logs(stdout=True, stderr=True).decode(errors="replace")
@@ -68,7 +73,19 @@ class ClientRun:
         if lines:
             with contextlib.suppress(json.JSONDecodeError):
                 data = json.loads(lines[-1])
+        if self.client_json:
+            errors = sorted(client_schema().iter_errors(data), key=lambda e: e.path)
+            if errors:
+                raise StackError(f"the client's JSON line breaks docs/client-result.schema.json"
+                                 f": {errors[0].message} (at {list(errors[0].path)}); "
+                                 f"stdout: {stdout[-2000:]!r}")
         return ClientResult(status["StatusCode"], stdout, stderr, data)
+
+
+@functools.cache
+def client_schema() -> jsonschema.Draft202012Validator:
+    schema = json.loads((ROOT / "docs" / "client-result.schema.json").read_text())
+    return jsonschema.Draft202012Validator(schema)
 
 
 @functools.cache
@@ -108,7 +125,9 @@ class OneOffClients(Stack):
 
     def start_client(self, *args: str, json_output: bool = True) -> ClientRun:
         """Start a one-off client container on the stack's network."""
-        return self.start_container("client", [*args, "--json"] if json_output else list(args))
+        container = self.start_container("client", [*args, "--json"] if json_output
+                                         else list(args)).container
+        return ClientRun(container, client_json=json_output)
 
     def start_python(self, source: str, *args: str) -> ClientRun:
         """Run a stdlib Python script (e.g. a test peer) in a one-off container on the network."""
@@ -125,8 +144,7 @@ class OneOffClients(Stack):
         out."""
         helper = self.docker.containers.run(
             f"sockets-lab/tools:{self.image_tag}",
-            ["tcpdump", "-i", interface, "-n", "-U", "--immediate-mode", "-Z", "root",
-             "-w", CAPTURE_FILE, bpf],
+            [*tcpdump_command(interface, bpf, CAPTURE_FILE), "-Z", "root"],
             detach=True, network_mode=f"container:{self.container(service).id}", user="0:0",
             cap_drop=["ALL"], cap_add=["NET_RAW", "SETUID", "SETGID"],
             security_opt=["no-new-privileges:true"],
@@ -144,7 +162,9 @@ class OneOffClients(Stack):
             helper.wait(timeout=15)
             stream, _ = helper.get_archive(CAPTURE_FILE)
             with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-                result["pcap"] = tar.extractfile(tar.getmembers()[0]).read()
+                member = tar.extractfile(tar.getmembers()[0])
+                assert member is not None, "the capture is a file"
+                result["pcap"] = member.read()
             helper.remove(force=True)
             self._oneoffs.remove(helper)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -35,16 +36,9 @@ import docker.errors
 import requests
 from docker.models.containers import Container
 
-from .clients import ClientResult, ClientRun
-from .stack import (
-    ROOT,
-    NotYet,
-    StackError,
-    labelled_leftovers,
-    require_images,
-    sweep_labelled,
-    wait_for,
-)
+from .clients import ClientResult, ClientRun, lab_hardening
+from .lifecycle import Lifecycle, tcpdump_command
+from .stack import ROOT, NotYet, StackError, require_images, wait_for
 
 CLUSTER_LABEL = "org.sockets-lab.cluster"
 STACK = "lab"
@@ -113,11 +107,9 @@ class Node:
     def capture(self, bpf: str, interface: str = "eth0") -> Iterator[dict[str, bytes]]:
         """tcpdump on the node's own interface (the underlay) while the block runs; the pcap
         is in the yielded dict's "pcap" afterwards."""
-        # --immediate-mode: without it, packets wait in the kernel's ring for a buffer timeout,
-        # and those still waiting when tcpdump is interrupted are never written.
-        self.container.exec_run(["sh", "-c", f"exec tcpdump -i {interface} -n -U "
-                                 f"--immediate-mode -w {NODE_CAPTURE} '{bpf}' "
-                                 f">{NODE_CAPTURE_LOG} 2>&1"], detach=True)
+        command = shlex.join(tcpdump_command(interface, bpf, NODE_CAPTURE))
+        self.container.exec_run(["sh", "-c", f"exec {command} >{NODE_CAPTURE_LOG} 2>&1"],
+                                detach=True)
 
         def listening() -> None:
             if "listening on" not in self.exec("cat", NODE_CAPTURE_LOG, check=False):
@@ -138,11 +130,8 @@ class Node:
             result["pcap"] = self.exec_bytes("cat", NODE_CAPTURE)
 
 
-class Cluster:
+class Cluster(Lifecycle):
     """Docker hosts in containers forming one swarm, torn down on exit whatever happened."""
-
-    created: list[Cluster] = []  # for the test session's final leftovers check
-    active: list[Cluster] = []  # whose logs a failing test shows
 
     def __init__(self, nodes: tuple[str, ...] = NODES, images: tuple[str, ...] = IMAGES,
                  image_tag: str = "latest", run: str | None = None,
@@ -157,20 +146,9 @@ class Cluster:
         self.mode = ""
         self.say = say or (lambda text: None)
         self._socket_root: Path | None = None
-        Cluster.created.append(self)
+        self.label = f"{CLUSTER_LABEL}={self.run}"
 
-    # -- lifecycle -------------------------------------------------------------------------
-    def __enter__(self) -> Cluster:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
+    # -- lifecycle (enter, exit and the sweep: labstack.lifecycle) ---------------------------
     @property
     def labels(self) -> dict[str, str]:
         return {CLUSTER_LABEL: self.run}
@@ -180,7 +158,6 @@ class Cluster:
         return f"sockets-lab/node:{self.image_tag}"
 
     def start(self) -> None:
-        Cluster.active.append(self)
         started = time.monotonic()
         require_images(self.docker, self.images, self.image_tag)
         self.ensure_node_image()
@@ -204,8 +181,6 @@ class Cluster:
     def stop(self) -> None:
         """Remove the nodes (their swarm and containers die with them), their volumes, the
         underlay and the socket folders. Safe to call twice and after a failed start."""
-        if self in Cluster.active:
-            Cluster.active.remove(self)
         def stop(node: Node) -> None:
             began = time.monotonic()
             # The node's own containers first, so that their cgroups (in the machine's
@@ -222,12 +197,6 @@ class Cluster:
         self.sweep()
         if self._socket_root is not None:
             shutil.rmtree(self._socket_root, ignore_errors=True)
-
-    def leftovers(self) -> list[str]:
-        return labelled_leftovers(self.docker, f"{CLUSTER_LABEL}={self.run}")
-
-    def sweep(self) -> list[str]:
-        return sweep_labelled(self.docker, f"{CLUSTER_LABEL}={self.run}")
 
     # -- the nodes ---------------------------------------------------------------------------
     def ensure_node_image(self) -> None:
@@ -286,6 +255,7 @@ class Cluster:
                                                 **create)["Id"]
 
     def _start_node(self, name: str, network: str, options: dict[str, Any]) -> Node:
+        assert self._socket_root is not None, "start() makes it first"
         socket_dir = self._socket_root / name
         socket_dir.mkdir()
         volume = self.docker.volumes.create(f"{self.run}-{name}", labels=self.labels)
@@ -322,6 +292,7 @@ class Cluster:
         """``docker save`` the lab's images once, ``docker load`` them on every node at once."""
         started = time.monotonic()
         names = [f"sockets-lab/{image}:{self.image_tag}" for image in self.images]
+        assert self._socket_root is not None, "start() makes it first"
         archives = []
         for name in names:
             archives.append(self._socket_root / f"{name.split('/')[-1]}.tar")
@@ -469,28 +440,14 @@ class Cluster:
         health = container.attrs["State"].get("Health")
         return health is None or health["Status"] == "healthy"
 
-    def remove_stack(self) -> None:
-        self.docker_cli("stack", "rm", STACK, check=False)
-
-        def gone() -> None:
-            left = self.manager.api.containers.list(all=True) + [
-                c for n in self.nodes.values() for c in n.api.containers.list(
-                    all=True, filters={"label": f"com.docker.stack.namespace={STACK}"})]
-            networks = self.manager.api.networks.list(names=[OVERLAY])
-            if left or networks:
-                raise NotYet(f"{len(left)} containers, {len(networks)} networks left")
-
-        wait_for(f"stack {STACK} to be removed", gone, 60, every_s=0.3)
-
     # -- clients -----------------------------------------------------------------------------
     def start_client(self, node: str, *args: str, json_output: bool = True) -> ClientRun:
         """A one-off client container on ``node``, attached to the stack's overlay network."""
         container = self.nodes[node].api.containers.run(
             f"sockets-lab/client:{self.image_tag}", [*args, "--json"] if json_output else
-            list(args), detach=True, network=OVERLAY, labels=self.labels, read_only=True,
-            cap_drop=["ALL"], user="10001:10001", security_opt=["no-new-privileges:true"],
-            environment={"LAB_HOST": "server"})
-        return ClientRun(container)
+            list(args), detach=True, network=OVERLAY, labels=self.labels,
+            environment={"LAB_HOST": "server"}, **lab_hardening())
+        return ClientRun(container, client_json=json_output)
 
     def run_client(self, node: str, *args: str, timeout_s: float = 120) -> ClientResult:
         run = self.start_client(node, *args)

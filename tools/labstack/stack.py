@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-import re
 import secrets
 import subprocess
 import uuid
@@ -32,6 +31,8 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
+
+from .lifecycle import Lifecycle
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_LABEL = "com.docker.compose.project"
@@ -66,11 +67,8 @@ def random_ula_subnet() -> str:
                                       64)))
 
 
-class Stack:
+class Stack(Lifecycle):
     """A compose project with a unique name, brought up on enter and torn down on exit."""
-
-    created: list[Stack] = []  # every stack of this run, for the session's final check
-    active: list[Stack] = []  # stacks up now, whose logs a failing test shows
 
     def __init__(self, project_dir: Path = ROOT, services: tuple[str, ...] = ("server",),
                  env: dict[str, str] | None = None, project: str | None = None,
@@ -83,23 +81,14 @@ class Stack:
         self.image_tag = self.env.get("LAB_IMAGE_TAG", "latest")
         self.docker = docker.from_env(timeout=COMPOSE_TIMEOUT_S)
         self.network_name = f"{self.project}_{NETWORK}"
+        self.label = f"{PROJECT_LABEL}={self.project}"
         self._oneoffs: list[Container] = []
-        Stack.created.append(self)
+        # What a test recorded of the server's process (process_identity) to show later that
+        # the process never died or restarted meanwhile.
+        self.first_process: tuple[int, str, int] | None = None
 
-    # -- lifecycle -------------------------------------------------------------------------
-    def __enter__(self) -> Stack:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()  # `up` failing half-way (or Ctrl-C during it) still cleans up
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
+    # -- lifecycle (enter, exit and the sweep: labstack.lifecycle) ---------------------------
     def start(self) -> None:
-        Stack.active.append(self)
         require_images(self.docker, ("server", "client", "tools"), self.image_tag)
         self.compose("up", "--detach", "--no-build", "--pull", "never", *self.services)
         for service in self.services:
@@ -107,18 +96,9 @@ class Stack:
 
     def stop(self) -> None:
         """Remove everything this project made. Safe to call twice, and after a failed start."""
-        if self in Stack.active:
-            Stack.active.remove(self)
         self.remove_oneoffs()
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False)
         self.sweep()
-
-    def leftovers(self) -> list[str]:
-        return labelled_leftovers(self.docker, f"{PROJECT_LABEL}={self.project}")
-
-    def sweep(self) -> list[str]:
-        """Force-remove anything still carrying this project's label; return what was found."""
-        return sweep_labelled(self.docker, f"{PROJECT_LABEL}={self.project}")
 
     def compose(self, *args: str, check: bool = True,
                 timeout_s: float = COMPOSE_TIMEOUT_S) -> subprocess.CompletedProcess:
@@ -283,26 +263,6 @@ class Stack:
         earlier, exited containers get reused)."""
         return len(self.server_log())
 
-    def warnings_logged(self, since: int, line_text: str, kind: str) -> int:
-        """How many warnings of ``kind`` the server reported after ``since``: a line (with
-        ``line_text``) each for the first few in a window, then one summary line
-        "suppressed N more <kind> warning(s)" for the rest (see labserver.limits)."""
-        log = self.server_log(since)
-        summaries = re.findall(rf"suppressed (\d+) more {re.escape(kind)} warning", log)
-        return log.count(line_text) + sum(map(int, summaries))
-
-    def wait_for_warnings(self, since: int, line_text: str, kind: str, count: int,
-                          within_s: float = 15) -> int:
-        """Wait until ``count`` warnings of ``kind`` are reported (summaries come once a
-        window, every 5 s); return how many were."""
-        def enough() -> int:
-            seen = self.warnings_logged(since, line_text, kind)
-            if seen < count:
-                raise NotYet(f"{seen} of {count} {kind} warnings reported")
-            return seen
-
-        return wait_for(f"{count} {kind} warnings in the server's log", enough, within_s)
-
     def wait_for_server_log(self, text: str, since: int, within_s: float = 30) -> str:
         """Wait for a line with ``text`` written to the server's log after ``since``."""
         return self.wait_for_log(self.container("server"), text, since, within_s)
@@ -316,33 +276,6 @@ def require_images(engine: docker.DockerClient, images: tuple[str, ...], tag: st
         except docker.errors.ImageNotFound:
             raise StackError(f"image sockets-lab/{image}:{tag} is missing: run `make build` "
                              "first (`make test` does)") from None
-
-
-def _labelled(engine: docker.DockerClient, label: str) -> list[tuple[str, Any]]:
-    """Every container, network and volume carrying ``label`` (``key=value``), containers
-    first: they hold the networks and volumes."""
-    found = {"label": label}
-    return ([("container", c) for c in engine.containers.list(all=True, filters=found)]
-            + [("network", n) for n in engine.networks.list(filters=found)]
-            + [("volume", v) for v in engine.volumes.list(filters=found)])
-
-
-def labelled_leftovers(engine: docker.DockerClient, label: str) -> list[str]:
-    return [f"{kind} {thing.name}" for kind, thing in _labelled(engine, label)]
-
-
-def sweep_labelled(engine: docker.DockerClient, label: str) -> list[str]:
-    """Force-remove everything carrying ``label``; return what was found. One already gone
-    meanwhile is not an error."""
-    found = []
-    for kind, thing in _labelled(engine, label):
-        found.append(f"{kind} {thing.name}")
-        with contextlib.suppress(docker.errors.NotFound):
-            if kind == "container":
-                thing.remove(force=True, v=True)
-            else:
-                thing.remove(**({} if kind == "network" else {"force": True}))
-    return found
 
 
 def _health_check_off(container: Container) -> bool:

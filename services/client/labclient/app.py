@@ -69,34 +69,37 @@ def _closing_error(session: AppSession) -> ErrorReply | None:
     return last if isinstance(last, ErrorReply) and last.closes else None
 
 
-def exchange(target: Target, requests: list[Expected]) -> AppResult:
+def exchange(target: Target, requests: list[Expected], action: str,
+             value: str | None) -> AppResult:
     """Send ``requests`` and check every reply; pipelined, falling back as described above."""
     replies: list[Reply | ErrorReply] = []
-    connections, pipelined, info = 0, True, None
+    connections, pipelined, first = 0, True, None
     started = time.perf_counter()
     deadline = target.clock()
     while len(replies) < len(requests):
         todo = requests[len(replies):] if pipelined else requests[len(replies):len(replies) + 1]
         session = _run(target, [e.request for e in todo], deadline)
         connections += 1
-        info = info or {**session.info, "attempts": session.attempts}
+        first = first or session
         replies.extend(session.replies)
         if (error := _closing_error(session)) is not None:
             raise ProtocolError(f"{session.where} answered an error and closed: {error.code}: "
-                                f"{error.message}", **session.info)
+                                f"{error.message}", session.endpoints)
         if session.closed_early:
             if not session.replies and session.reset is not None:  # worth a retry
-                raise connection_lost(session.where, session.reset, **session.info)
+                raise connection_lost(session.where, session.reset, session.endpoints)
             if not session.replies:
                 raise ProtocolError(f"{session.where} closed the connection without a complete "
-                                    "reply", **session.info)
+                                    "reply", session.endpoints)
             pipelined = False  # a server that answers one request per connection
     results = [req.check(reply, i) for i, (req, reply) in enumerate(zip(requests, replies,
                                                                            strict=True))]
-    return AppResult(**(info or {}), requests=len(requests), connections_used=connections,
-                     pipelined=pipelined and len(requests) > 1,
-                     binary=requests[0].request.binary is not None,
-                     result=results[0], results=results if len(results) > 1 else None,
+    assert first is not None
+    request = requests[0].request
+    return AppResult(first.endpoints, first.attempts, action, value, requests=len(requests),
+                     connections_used=connections, pipelined=pipelined and len(requests) > 1,
+                     binary=request.binary is not None, result=results[0],
+                     results=tuple(results) if len(results) > 1 else None,
                      elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
 
 
@@ -107,12 +110,13 @@ def _run(target: Target, requests: list[Request], deadline: Deadline) -> AppSess
         try:
             drive([session], target.timeout_s, deadline)
         except framing.RemoteProtocolError as exc:
-            raise ProtocolError(f"bad reply from {session.where}: {exc}", **session.info
+            raise ProtocolError(f"bad reply from {session.where}: {exc}", session.endpoints
                                 ) from None
     return session
 
 
-def exchange_many(target: Target, requests: list[Expected], connections: int) -> AppManyResult:
+def exchange_many(target: Target, requests: list[Expected], connections: int, action: str,
+                  value: str | None) -> AppManyResult:
     """``connections`` clients at once, each pipelining all ``requests`` on its own connection."""
     sessions: list[AppSession] = []
     started = time.perf_counter()
@@ -131,13 +135,13 @@ def exchange_many(target: Target, requests: list[Expected], connections: int) ->
     for session in sessions:
         if session.closed_early:
             raise ProtocolError(f"{session.where} closed after {len(session.replies)} of "
-                                f"{len(requests)} replies", **session.info)
+                                f"{len(requests)} replies", session.endpoints)
         for i, (req, reply) in enumerate(zip(requests, session.replies, strict=True)):
             req.check(reply, i)
         complete += 1
-    return AppManyResult(connections=connections, completed=complete,
+    return AppManyResult(action, value, connections=connections, completed=complete,
                          requests_per_connection=len(requests), all_ok=complete == connections,
-                         peers=sorted({s.info["peer_ip"] for s in sessions}),
+                         peers=tuple(sorted({s.endpoints.peer_ip for s in sessions})),
                          elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
 
 
@@ -147,8 +151,5 @@ def run(target: Target, action: str, value: str | None, *, pipeline: int = 1,
     """The ``app`` subcommand: build the requests, send them, return the checked result."""
     requests = build_requests(action, value, pipeline, binary, encoding)
     if connections > 1:
-        result: AppResult | AppManyResult = exchange_many(target, requests, connections)
-    else:
-        result = exchange(target, requests)
-    result.update(action=action, value=value)
-    return result
+        return exchange_many(target, requests, connections, action, value)
+    return exchange(target, requests, action, value)

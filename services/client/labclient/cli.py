@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lab import defaults, framing, settings
+from lab import framing, registry, settings
 
 from . import app, demo, exchanges, raw
 from .config import ClientConfig
 from .errors import EXIT_USAGE, ClientError
-from .results import RepeatResult, Result
+from .results import DemoResult, RepeatResult, Result, endpoints_of
 from .transport import FAMILIES, Target, retry_exchange
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|k|kib|kb|m|mib|mb)?\s*$", re.IGNORECASE)
@@ -52,13 +52,13 @@ class Command:
     ``--repeat`` apply (idempotent exchanges only)."""
 
     help: str
-    port: str  # which of the client's port settings is its default ("" for none)
-    add_options: Callable[[argparse.ArgumentParser, ClientConfig], None]
+    listener: str  # whose port (lab.registry) is its default ("" for none)
+    add_options: Callable[[argparse.ArgumentParser, ClientConfig, dict[str, int]], None]
     run: Callable[[argparse.Namespace, Target], Result]
     retried: bool = False
 
 
-def _echo_options(p: argparse.ArgumentParser, cfg: ClientConfig) -> None:
+def _echo_options(p: argparse.ArgumentParser, cfg: ClientConfig, ports: dict[str, int]) -> None:
     p.add_argument("--size", type=parse_size, default=parse_size("64KiB"),
                    help="payload size, e.g. 4096, 64KiB, 1MiB (64KiB)")
     p.add_argument("--connections", type=positive_int, default=1, metavar="N",
@@ -73,7 +73,7 @@ def _echo(args: argparse.Namespace, target: Target) -> Result:
     return exchanges.tcp_echo(target, args.size, args.pace)
 
 
-def _udp_options(p: argparse.ArgumentParser, cfg: ClientConfig) -> None:
+def _udp_options(p: argparse.ArgumentParser, cfg: ClientConfig, ports: dict[str, int]) -> None:
     p.add_argument("--size", type=parse_size, default=512, help="datagram size (512)")
     p.add_argument("--count", type=positive_int, default=3, help="datagrams (%(default)s)")
     p.add_argument("--retries", type=int, default=5,
@@ -86,7 +86,7 @@ def _udp(args: argparse.Namespace, target: Target) -> Result:
     return exchanges.udp_echo(target, args.size, args.count, args.retries, args.reply_timeout)
 
 
-def _app_options(p: argparse.ArgumentParser, cfg: ClientConfig) -> None:
+def _app_options(p: argparse.ArgumentParser, cfg: ClientConfig, ports: dict[str, int]) -> None:
     p.add_argument("action", help="search, echo, reverse or whoami (the server answers an "
                    "error for anything else)")
     p.add_argument("value", nargs="?", default=None, help="the action's value")
@@ -109,7 +109,7 @@ def _text(value: str) -> bytes:
     return value.encode("utf-8")
 
 
-def _raw_options(p: argparse.ArgumentParser, cfg: ClientConfig) -> None:
+def _raw_options(p: argparse.ArgumentParser, cfg: ClientConfig, ports: dict[str, int]) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--hex", dest="payloads", action="append", type=bytes.fromhex,
                       metavar="HEX",
@@ -124,7 +124,7 @@ def _raw(args: argparse.Namespace, target: Target) -> Result:
     return raw.run(target, args.payloads, args.half_close)
 
 
-def _no_options(p: argparse.ArgumentParser, cfg: ClientConfig) -> None:
+def _no_options(p: argparse.ArgumentParser, cfg: ClientConfig, ports: dict[str, int]) -> None:
     pass
 
 
@@ -132,37 +132,37 @@ def _greet(args: argparse.Namespace, target: Target) -> Result:
     return exchanges.greet(target)
 
 
-def _demo_options(p: argparse.ArgumentParser, cfg: ClientConfig) -> None:
-    for name in DEMO_PORTS:
-        p.add_argument(f"--{name}-port", type=int, default=getattr(cfg, f"{name}_port"),
-                       help="(%(default)s)")
-    p.add_argument("--server", choices=list(defaults.SERVERS), default=cfg.server,
+def _demo_options(p: argparse.ArgumentParser, cfg: ClientConfig,
+                  ports: dict[str, int]) -> None:
+    for row in registry.LISTENERS:  # --echo-port, --udp-port, ... (LAB_ECHO_PORT, ...)
+        p.add_argument(f"--{row.port_setting.replace('_', '-')}", dest=row.port_setting,
+                       type=int, default=ports[row.name], help=f"{row.name} (%(default)s)")
+    p.add_argument("--server", choices=list(registry.SERVERS), default=cfg.server,
                    help="which server program runs (LAB_SERVER): the demo asks only for what "
                         "it serves (%(default)s)")
 
 
 def _demo(args: argparse.Namespace, target: Target) -> Result:
     say = (lambda line: None) if args.json else (lambda line: print(line, flush=True))
-    return demo.run(target, {name: getattr(args, f"{name}_port") for name in DEMO_PORTS}, say,
-                    server=args.server)
+    ports = {row.name: getattr(args, row.port_setting) for row in registry.LISTENERS}
+    return demo.run(target, ports, say, server=args.server)
 
 
-DEMO_PORTS = ("echo", "udp", "greet", "app")
 COMMANDS = {
-    "echo": Command("TCP echo: send random bytes, check they come back intact", "echo_port",
+    "echo": Command("TCP echo: send random bytes, check they come back intact", "tcp-echo",
                     _echo_options, _echo, retried=True),
-    "udp": Command("UDP echo: datagrams out and back", "udp_port", _udp_options, _udp),
-    "app": Command("framed application protocol: search, echo, reverse, whoami", "app_port",
+    "udp": Command("UDP echo: datagrams out and back", "udp-echo", _udp_options, _udp),
+    "app": Command("framed application protocol: search, echo, reverse, whoami", "app",
                    _app_options, _app, retried=True),
     "raw": Command("send raw bytes (--hex or --text), show what comes back: like nc, and "
-                   "framed replies decoded", "app_port", _raw_options, _raw),
-    "greet": Command("read the greeting line", "greet_port", _no_options, _greet, retried=True),
+                   "framed replies decoded", "app", _raw_options, _raw),
+    "greet": Command("read the greeting line", "greeting", _no_options, _greet, retried=True),
     "demo": Command("every exchange over IPv4 and IPv6, narrated (the container's default)", "",
                     _demo_options, _demo),
 }
 
 
-def build_parser(cfg: ClientConfig) -> argparse.ArgumentParser:
+def build_parser(cfg: ClientConfig, ports: dict[str, int]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labclient", description=__doc__.split("\n\n")[0],
         epilog="Defaults come from LAB_* environment variables (see the README).")
@@ -182,10 +182,10 @@ def build_parser(cfg: ClientConfig) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, command in COMMANDS.items():
         p = sub.add_parser(name, parents=[common], help=command.help)
-        if command.port:
-            p.add_argument("--port", type=int, default=getattr(cfg, command.port),
+        if command.listener:
+            p.add_argument("--port", type=int, default=ports[command.listener],
                            help="(%(default)s)")
-        command.add_options(p, cfg)
+        command.add_options(p, cfg, ports)
         if command.retried:
             p.add_argument("--retries", type=int, default=2, metavar="N",
                            help="run the exchange again up to N times if the connection is "
@@ -218,19 +218,20 @@ def repeat(args: argparse.Namespace, exchange: Callable[[], Result]) -> Result:
     if args.repeat == 1:
         return results[0]
     last = results[-1]
-    return RepeatResult({k: last[k] for k in ("family", "local_ip", "local_port", "peer_ip",
-                                               "peer_port") if k in last},
-                        command=args.command, repeats=args.repeat, completed=len(results),
-                        retried=sum(r["retries"] for r in results), all_ok=True, last=last)
+    ends = endpoints_of(last)
+    assert ends is not None  # every repeatable exchange has its endpoints
+    return RepeatResult(args.command, ends, repeats=args.repeat, completed=len(results),
+                        retried=sum(getattr(r, "retries", 0) for r in results), all_ok=True,
+                        last=last)
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        cfg = settings.load(ClientConfig)
+        cfg, ports = settings.load(ClientConfig), registry.ports()
     except settings.SettingsError as exc:
         print(f"client: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    parser = build_parser(cfg)
+    parser = build_parser(cfg, ports)
     args, extra = parser.parse_known_args(argv)
     # argparse (3.11) will not fill an optional positional that follows a flag, as in
     # `app echo --binary hello`: take that one word as the value ourselves.
@@ -241,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         result = run_command(args)
+        if isinstance(result, DemoResult) and not result.crossed_hosts:
+            raise ClientError("the demo's exchanges did not all cross hosts", result=result)
     except ClientError as exc:
         if args.json:
             print(json.dumps({"ok": False, "error": str(exc), "exit_status": exc.exit_status,
@@ -253,10 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     if args.json:
-        print(json.dumps({"ok": True, **result}))
+        print(json.dumps({"ok": True, **result.to_json()}))
     elif args.command != "demo":
         print(result.summary())
-    if args.command == "demo" and not result["crossed_hosts"]:
-        print("client: error: the demo's exchanges did not all cross hosts", file=sys.stderr)
-        return 1
     return 0

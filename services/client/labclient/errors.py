@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .results import Endpoints, Result
 
 EXIT_USAGE = 2  # argparse's own
 EXIT_UNREACHABLE = 3
@@ -12,13 +16,17 @@ EXIT_MISMATCH = 6
 
 
 class ClientError(Exception):
-    """A failure with a one-line message; ``details`` go into ``--json`` output."""
+    """A failure with a one-line message; what the exchange had seen (its ``endpoints``, a
+    partial ``result``, figures) goes into the ``--json`` output (``details``)."""
 
     exit_status = 1
 
-    def __init__(self, message: str, **details: Any) -> None:
+    def __init__(self, message: str, endpoints: Endpoints | None = None,
+                 result: Result | None = None, **details: Any) -> None:
         super().__init__(message)
-        self.details = details
+        self.details: dict[str, Any] = {
+            **(dataclasses.asdict(endpoints) if endpoints is not None else {}),
+            **(result.to_json() if result is not None else {}), **details}
 
 
 class Unreachable(ClientError):
@@ -45,6 +53,6 @@ class DataMismatch(ClientError):
     exit_status = EXIT_MISMATCH
 
 
-def connection_lost(where: str, exc: OSError, **details: Any) -> Unreachable:
+def connection_lost(where: str, exc: OSError, endpoints: Endpoints | None = None) -> Unreachable:
     """The connection broke mid-exchange (reset, broken pipe): retryable, like unreachable."""
-    return Unreachable(f"{where}: connection lost ({exc.strerror or exc})", **details)
+    return Unreachable(f"{where}: connection lost ({exc.strerror or exc})", endpoints)

@@ -12,7 +12,7 @@ from lab.greeting import parse_greeting
 from lab.netinfo import endpoint, plain_ip
 
 from .errors import DataMismatch, ProtocolError, TimedOut, Unreachable, connection_lost
-from .results import EchoManyResult, EchoResult, GreetResult, UdpResult
+from .results import EchoManyResult, EchoResult, Endpoints, GreetResult, UdpResult
 from .sessions import EchoSession, drive
 from .transport import Target, connect, endpoints, resolve, retrying
 
@@ -31,13 +31,16 @@ def tcp_echo(target: Target, size: int, pace_s: float = 0.0) -> EchoResult:
         drive([client], target.timeout_s, target.clock())
     if client.closed_early():
         raise Unreachable(f"echo {client.where}: the server closed after echoing "
-                          f"{client.received_bytes} of {size} bytes", **client.info)
-    result = EchoResult(client.result())
-    result["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 3)
-    if not result["digest_ok"]:
+                          f"{client.received_bytes} of {size} bytes", client.endpoints)
+    result = client.result(_ms_since(started))
+    if not result.digest_ok:
         raise DataMismatch(f"echo {client.where}: sent {size} bytes, got back "
-                           f"{result['received']} bytes with another digest", **result)
+                           f"{result.received} bytes with another digest", result=result)
     return result
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
 
 
 def tcp_echo_many(target: Target, size: int, connections: int) -> EchoManyResult:
@@ -56,16 +59,14 @@ def tcp_echo_many(target: Target, size: int, connections: int) -> EchoManyResult
     finally:
         for client in clients:
             client.sock.close()
-    results = [client.result() for client in clients]
-    summary = EchoManyResult({
-        "connections": connections, "completed": len(results),
-        "distinct_payloads": len({r["sha256_sent"] for r in results}),
-        "all_ok": all(r["digest_ok"] for r in results), "results": results,
-        "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
-    })
-    if not summary["all_ok"]:
-        bad = sum(not r["digest_ok"] for r in results)
-        raise DataMismatch(f"{bad} of {connections} echo clients got other bytes back", **summary)
+    elapsed_ms = _ms_since(started)
+    results = tuple(client.result(elapsed_ms) for client in clients)
+    summary = EchoManyResult(connections, len(results), len({r.sha256_sent for r in results}),
+                             all(r.digest_ok for r in results), results, elapsed_ms)
+    if not summary.all_ok:
+        bad = sum(not r.digest_ok for r in results)
+        raise DataMismatch(f"{bad} of {connections} echo clients got other bytes back",
+                           result=summary)
     return summary
 
 
@@ -78,10 +79,11 @@ def udp_echo(target: Target, size: int, count: int, retries: int,
     sequence number and skipped.
     """
     size = max(size, 8)
-    (fam, kind, proto, _, addr), _ = retrying(
+    found, _ = retrying(
         f"{target}/udp",
         lambda: resolve(target.host, target.port, target.family, socket.SOCK_DGRAM)[0],
         target.deadline_s)
+    fam, kind, proto, _, addr = found
     resent = 0
     started = time.perf_counter()
     deadline = target.clock()
@@ -89,14 +91,13 @@ def udp_echo(target: Target, size: int, count: int, retries: int,
         sock.connect(addr)
         sock.settimeout(reply_timeout_s)
         local = sock.getsockname()
-        info = {"family": "IPv6" if fam == socket.AF_INET6 else "IPv4",
-                "local_ip": plain_ip(local[0]), "local_port": local[1],
-                "peer_ip": plain_ip(addr[0]), "peer_port": addr[1]}
+        ends = Endpoints("IPv6" if fam == socket.AF_INET6 else "IPv4", plain_ip(local[0]),
+                         local[1], plain_ip(addr[0]), addr[1])
         where = f"udp {endpoint(addr)}"
         for seq in range(count):
             payload = seq.to_bytes(8, "big") + os.urandom(size - 8)
             for attempt in range(retries + 1):
-                deadline.check(where, sent=seq, resent=resent, **info)
+                deadline.check(where, ends, sent=seq, resent=resent)
                 if attempt:
                     resent += 1
                 sock.send(payload)
@@ -104,10 +105,9 @@ def udp_echo(target: Target, size: int, count: int, retries: int,
                     break
             else:
                 raise TimedOut(f"{where}: no echo of datagram {seq} after {retries + 1} tries "
-                               f"({reply_timeout_s:g}s each)", sent=seq, resent=resent, **info)
-    return UdpResult(**info, datagrams=count, size=size, echoed=count, resent=resent,
-                     digest_ok=True,
-                     elapsed_ms=round((time.perf_counter() - started) * 1000, 3))
+                               f"({reply_timeout_s:g}s each)", ends, sent=seq, resent=resent)
+    return UdpResult(ends, datagrams=count, size=size, echoed=count, resent=resent,
+                     digest_ok=True, elapsed_ms=_ms_since(started))
 
 
 def _await_echo(sock: socket.socket, payload: bytes, timeout_s: float) -> bool:
@@ -134,24 +134,24 @@ def greet(target: Target) -> GreetResult:
     sock, attempts = connect(target)
     deadline = target.clock()
     with sock:
-        info = endpoints(sock)
-        where = f"greet {endpoint((info['peer_ip'], info['peer_port']))}"
+        ends = endpoints(sock)
+        where = f"greet {ends.where}"
         data = b""
         try:
             while len(data) <= GREETING_MAX_BYTES:
-                sock.settimeout(min(target.timeout_s, deadline.check(where, **info)))
+                sock.settimeout(min(target.timeout_s, deadline.check(where, ends)))
                 if not (chunk := sock.recv(1024)):
                     break
                 data += chunk
         except TimeoutError:
-            deadline.check(where, **info)
-            raise TimedOut(f"{where}: no greeting within {target.timeout_s:g}s", **info) from None
+            deadline.check(where, ends)
+            raise TimedOut(f"{where}: no greeting within {target.timeout_s:g}s", ends) from None
         except OSError as exc:
-            raise connection_lost(where, exc, **info) from None
+            raise connection_lost(where, exc, ends) from None
     line = data.decode("utf-8", "replace").strip()
     if not line:
-        raise ProtocolError(f"{where}: the server closed without a greeting", **info)
+        raise ProtocolError(f"{where}: the server closed without a greeting", ends)
     greeting = parse_greeting(line)
-    return GreetResult(**info, line=line, attempts=attempts,
-                       names_me=greeting is not None and greeting.client == endpoint(
-                           (info["local_ip"], info["local_port"])))
+    mine = endpoint((ends.local_ip, ends.local_port))
+    return GreetResult(ends, line=line, attempts=attempts,
+                       names_me=greeting is not None and greeting.client == mine)

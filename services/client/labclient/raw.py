@@ -9,6 +9,7 @@ came back is reported as text and, where it parses, as framed replies.
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 from lab import framing
 
@@ -18,7 +19,7 @@ from .transport import Target, connect, endpoints
 RAW_MAX_BYTES = 1 << 20  # what one probe keeps of a server's answer
 
 
-def _frames(data: bytes) -> list[dict]:
+def _frames(data: bytes | bytearray) -> list[Any]:
     decoder = framing.MessageDecoder(len(data) + 1)
     decoder.feed(data)
     found = []
@@ -38,7 +39,7 @@ def probe(target: Target, payload: bytes, half_close: bool) -> RawProbe:
     received = bytearray()
     closed = reset = out_of_time = False
     with sock:
-        info = endpoints(sock)
+        ends = endpoints(sock)
         try:
             sock.sendall(payload)
             if half_close:
@@ -60,14 +61,12 @@ def probe(target: Target, payload: bytes, half_close: bool) -> RawProbe:
     stopped = ("" if closed else f"stopped reading after {RAW_MAX_BYTES} bytes"
                if len(received) >= RAW_MAX_BYTES else
                f"stopped after {target.max_time_s:g}s in all" if out_of_time else "")
-    return RawProbe(**info, sent=len(payload), received=len(received),
-                    text=received.decode("utf-8", "replace")[:4096], replies=_frames(received),
-                    closed_by_server=closed, reset=reset, attempts=attempts, stopped=stopped)
+    return RawProbe(ends, sent=len(payload), received=len(received),
+                    text=received.decode("utf-8", "replace")[:4096],
+                    replies=tuple(_frames(received)), closed_by_server=closed, reset=reset,
+                    attempts=attempts, stopped=stopped)
 
 
 def run(target: Target, payloads: list[bytes], half_close: bool) -> RawResult:
-    probes = [probe(target, p, half_close) for p in payloads]
-    if len(probes) == 1:
-        return RawResult(probes[0], probes=probes)
-    return RawResult(probes=probes, **{k: probes[0][k] for k in (
-        "family", "local_ip", "local_port", "peer_ip", "peer_port")})
+    probes = tuple(probe(target, p, half_close) for p in payloads)
+    return RawResult(probes[0], probes)

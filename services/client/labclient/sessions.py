@@ -12,11 +12,12 @@ import hashlib
 import selectors
 import socket
 import time
+from collections.abc import Sequence
 
 from lab.appconn import NEED_DATA, ClientConnection, Closed, ErrorReply, Reply, Request
-from lab.netinfo import endpoint
 
 from .errors import TimedOut, connection_lost
+from .results import EchoResult
 from .transport import Deadline, endpoints
 
 CHUNK_BYTES = 64 << 10
@@ -33,12 +34,12 @@ class Session:
         self.pace_s = pace_s  # a slow sender: wait this long between chunks
         self.next_send = 0.0
         self.attempts = attempts
-        self.info = endpoints(sock)
+        self.endpoints = endpoints(sock)
         self.done = False
 
     @property
     def where(self) -> str:
-        return endpoint((self.info["peer_ip"], self.info["peer_port"]))
+        return self.endpoints.where
 
     def received(self, data: bytes) -> None:
         raise NotImplementedError
@@ -46,7 +47,7 @@ class Session:
     def ended(self, reset: OSError | None) -> None:
         """The peer closed (``reset`` is None) or the connection broke (``reset`` says how)."""
         if reset is not None:
-            raise connection_lost(self.where, reset, **self.info)
+            raise connection_lost(self.where, reset, self.endpoints)
         self.done = True
 
 
@@ -74,14 +75,13 @@ class EchoSession(Session):
         return (got < len(self.outgoing)
                 and hashlib.sha256(self.outgoing[:got]).hexdigest() == self.digest.hexdigest())
 
-    def result(self) -> dict:
+    def result(self, elapsed_ms: float) -> EchoResult:
         size = len(self.outgoing)
         sent_digest = hashlib.sha256(self.outgoing).hexdigest()
         got_digest = self.digest.hexdigest()
-        return {"command": "echo", **self.info, "sent": size, "received": self.received_bytes,
-                "sha256_sent": sent_digest, "sha256_received": got_digest,
-                "attempts": self.attempts,
-                "digest_ok": self.received_bytes == size and sent_digest == got_digest}
+        return EchoResult(self.endpoints, size, self.received_bytes, sent_digest, got_digest,
+                          self.attempts,
+                          self.received_bytes == size and sent_digest == got_digest, elapsed_ms)
 
 
 class AppSession(Session):
@@ -125,7 +125,8 @@ class AppSession(Session):
         self.closed_early = len(self.replies) < self.needed
 
 
-def drive(sessions: list[Session], timeout_s: float, deadline: Deadline | None = None) -> None:
+def drive(sessions: Sequence[Session], timeout_s: float,
+          deadline: Deadline | None = None) -> None:
     """Run every session to completion; ``TimedOut`` if no byte moves for ``timeout_s``, or
     when ``deadline`` (the exchange's overall one) passes."""
     write, read = selectors.EVENT_WRITE, selectors.EVENT_READ
@@ -143,9 +144,9 @@ def drive(sessions: list[Session], timeout_s: float, deadline: Deadline | None =
             if wait <= 0:
                 done = sum(s.done for s in sessions)
                 raise TimedOut(f"no progress for {timeout_s:g}s with {done} of {len(sessions)} "
-                               f"connections done", **sessions[0].info)
+                               f"connections done", sessions[0].endpoints)
             if deadline is not None:
-                wait = min(wait, deadline.check(sessions[0].where, **sessions[0].info))
+                wait = min(wait, deadline.check(sessions[0].where, sessions[0].endpoints))
             if resting:
                 wait = max(0.0, min(wait, min(s.next_send for s in resting) - now))
             ready = selector.select(wait)
@@ -154,7 +155,7 @@ def drive(sessions: list[Session], timeout_s: float, deadline: Deadline | None =
                 resting.remove(session)
                 selector.modify(session.sock, read | write, session)
             for key, mask in ready:
-                session: Session = key.data
+                session = key.data
                 try:
                     if mask & write and not session.done:
                         chunk = session.outgoing[session.sent:session.sent + CHUNK_BYTES]

@@ -12,12 +12,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from lab.netinfo import family_name, plain_ip
 
 from .errors import TimedOut, Unreachable
-from .results import Result
+from .results import Endpoints, Result
 
+T = TypeVar("T")
 FAMILIES = {"4": socket.AF_INET, "6": socket.AF_INET6, "any": socket.AF_UNSPEC}
 FIRST_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 2.0
@@ -58,12 +60,12 @@ class Deadline:
     def left(self) -> float:
         return self.at - time.monotonic()
 
-    def check(self, what: str, **details: object) -> float:
+    def check(self, what: str, endpoints: Endpoints | None = None, **details: int) -> float:
         """The time left; ``TimedOut`` if there is none."""
         left = self.left()
         if left <= 0:
             raise TimedOut(f"{what}: not done after {self.seconds:g}s in all (--max-time)",
-                           **details)
+                           endpoints, None, **details)
         return left
 
 
@@ -82,8 +84,8 @@ def backoff_delays(deadline: float) -> Iterator[float]:
         base = min(MAX_BACKOFF_S, base * 2)
 
 
-def retrying(what: str, attempt: Callable[[], object], deadline_s: float,
-             note: Callable[[str], None] = _note) -> tuple[object, int]:
+def retrying(what: str, attempt: Callable[[], T], deadline_s: float,
+             note: Callable[[str], None] = _note) -> tuple[T, int]:
     """Call ``attempt`` until it returns, retrying OSErrors until ``deadline_s`` has passed."""
     deadline = time.monotonic() + deadline_s
     delays = backoff_delays(deadline)
@@ -128,10 +130,10 @@ def connect(target: Target, note: Callable[[str], None] = _note) -> tuple[socket
         raise last
 
     sock, tries = retrying(str(target), attempt, target.deadline_s, note)
-    return sock, tries  # type: ignore[return-value]
+    return sock, tries
 
 
-def endpoints(sock: socket.socket) -> dict:
+def endpoints(sock: socket.socket) -> Endpoints:
     """Who talked to whom, as plain addresses: the heart of the cross-host proof. A connection
     the server reset at once has no peer any more: that is a lost connection, not a crash."""
     try:
@@ -139,13 +141,8 @@ def endpoints(sock: socket.socket) -> dict:
     except OSError as exc:
         raise Unreachable(f"connection lost right after connecting ({exc.strerror or exc})"
                           ) from None
-    return {
-        "family": family_name(peer[0]),
-        "local_ip": plain_ip(local[0]),
-        "local_port": local[1],
-        "peer_ip": plain_ip(peer[0]),
-        "peer_port": peer[1],
-    }
+    return Endpoints(family_name(peer[0]), plain_ip(local[0]), local[1], plain_ip(peer[0]),
+                     peer[1])
 
 
 def retry_exchange(what: str, attempt: Callable[[], Result], retries: int, deadline_s: float,
@@ -164,6 +161,5 @@ def retry_exchange(what: str, attempt: Callable[[], Result], retries: int, deadl
                  f"{delay:.2f}s")
             time.sleep(delay)
         else:
-            result["retries"] = retry
-            return result
+            return result.with_retries(retry)
     raise AssertionError("unreachable")  # the loop returns or raises

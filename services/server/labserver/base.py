@@ -31,8 +31,8 @@ costly requests cannot hold up everybody else's.
 
 from __future__ import annotations
 
+from typing import Any, runtime_checkable
 from typing import Protocol as Interface
-from typing import runtime_checkable
 
 from lab.netinfo import Peer
 
@@ -183,5 +183,5 @@ class DatagramProtocol:
     def datagram_received(self, data: memoryview, peer: Peer) -> None:
         raise NotImplementedError
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> dict[str, Any]:
         return {}

@@ -1,20 +1,19 @@
-"""Server settings: every default visible here, each overridable by ``LAB_<NAME>``."""
+"""Server settings: every default visible here, each overridable by ``LAB_<NAME>``. The ports
+are the registry's (``lab.registry``), one setting per listener."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lab import defaults, framing
+from lab import framing
 
 
 @dataclass(frozen=True)
 class ServerConfig:
     server: str = "lab"  # the program: lab, or a tutorial step (blocking, threaded, multiconn)
     bind: str = "::"  # "::" listens dual-stack (IPv4 and IPv6); "0.0.0.0" IPv4 only
-    echo_port: int = defaults.ECHO_PORT
-    udp_port: int = defaults.UDP_PORT
-    app_port: int = defaults.APP_PORT
-    greet_port: int = defaults.GREET_PORT
+    # (Each listener's port is LAB_<NAME>_PORT: lab.registry has them, with their defaults.)
+    ports_file: str = ""  # once listening, write {"listener": port, ...} as JSON to this file
     backlog: int = 1024
     max_connections: int = 2048  # over the cap a connection is told and closed
     max_connections_per_ip: int = 128  # one peer address may hold at most this many (0: no cap)

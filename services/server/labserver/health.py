@@ -16,7 +16,7 @@ import os
 import socket
 import time
 
-from lab import defaults, framing
+from lab import framing, registry
 from lab.appconn import NEED_DATA, ClientConnection, Reply, Request
 
 from .config import ServerConfig
@@ -38,7 +38,7 @@ def _recv_exactly(sock: socket.socket, size: int) -> bytes:
     return data
 
 
-def _tcp_echo(host: str, port: int, timeout_s: float) -> None:
+def tcp_echo(host: str, port: int, timeout_s: float) -> None:
     token = os.urandom(16)
     with socket.create_connection((host, port), timeout=timeout_s) as sock:
         sock.sendall(token)
@@ -46,7 +46,7 @@ def _tcp_echo(host: str, port: int, timeout_s: float) -> None:
             raise ProbeFailed("echoed other bytes")
 
 
-def _app(host: str, port: int, timeout_s: float) -> None:
+def app(host: str, port: int, timeout_s: float) -> None:
     token = os.urandom(8).hex()
     app = ClientConnection()
     with socket.create_connection((host, port), timeout=timeout_s) as sock:
@@ -57,13 +57,13 @@ def _app(host: str, port: int, timeout_s: float) -> None:
         raise ProbeFailed(f"unexpected reply {framing.clip(reply)}")
 
 
-def _greeting(host: str, port: int, timeout_s: float) -> None:
+def greeting(host: str, port: int, timeout_s: float) -> None:
     with socket.create_connection((host, port), timeout=timeout_s) as sock:
         if not _recv_exactly(sock, 6).startswith(b"Hello "):
             raise ProbeFailed("no greeting")
 
 
-def _udp_echo(host: str, port: int, timeout_s: float) -> None:
+def udp_echo(host: str, port: int, timeout_s: float) -> None:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout_s)
@@ -96,27 +96,27 @@ def probe_hosts(bind: str) -> list[str]:
     return [bind]
 
 
-def check(config: ServerConfig) -> int:
-    """Probe each listener at each address; print one line; 0 if healthy."""
+def check(config: ServerConfig, ports: dict[str, int]) -> int:
+    """Probe each listener the server serves (the registry's rows and their probes) at each
+    address; print one line; 0 if healthy."""
     hosts = probe_hosts(config.bind)
-    probes = [probe for probe in [
-        ("tcp-echo", _tcp_echo, config.echo_port), ("app", _app, config.app_port),
-        ("greeting", _greeting, config.greet_port), ("udp-echo", _udp_echo, config.udp_port),
-    ] if probe[0] in defaults.SERVERS[config.server]]  # only what this server serves
+    rows = registry.served_by(config.server)
     deadline = time.monotonic() + DEADLINE_S
     problems = []
     for host in hosts:
-        for name, probe, port in probes:
+        for row in rows:
+            port = ports[row.name]
             left = deadline - time.monotonic()
             if left <= 0:
-                problems.append(f"{name} {host} port {port}: no time left")
+                problems.append(f"{row.name} {host} port {port}: no time left")
                 continue
             try:
-                probe(host, port, left)
+                registry.resolve(row.probe)(host, port, left)
             except (OSError, ProbeFailed, framing.FramingError) as exc:
-                problems.append(f"{name} {host} port {port}: {str(exc) or type(exc).__name__}")
+                problems.append(f"{row.name} {host} port {port}: "
+                                f"{str(exc) or type(exc).__name__}")
     if problems:
         print("unhealthy: " + "; ".join(problems))
         return 1
-    print(f"healthy: {', '.join(name for name, _, _ in probes)} answered on {', '.join(hosts)}")
+    print(f"healthy: {', '.join(row.name for row in rows)} answered on {', '.join(hosts)}")
     return 0

@@ -18,6 +18,7 @@ import os
 import zlib
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 from lab.netinfo import Peer
 
@@ -59,7 +60,7 @@ class WarningLimiter:
         self.burst = burst
         self.window_s = window_s
         self.noun = noun
-        self._windows: dict[str, list] = {}  # kind -> [window start, logged, suppressed]
+        self._windows: dict[str, list[float]] = {}  # kind -> [start, logged, suppressed]
 
     def warn(self, kind: str, now: float, msg: str, *args: object,
              level: int = logging.WARNING) -> None:
@@ -81,7 +82,7 @@ class WarningLimiter:
                 self._summarise(kind, window, now)
                 del self._windows[kind]
 
-    def _summarise(self, kind: str, window: list, now: float) -> None:
+    def _summarise(self, kind: str, window: list[float], now: float) -> None:
         if window[2]:
             self.log.warning("suppressed %d more %s %s(s) in the last %.1fs", window[2],
                              kind, self.noun, now - window[0])
@@ -130,7 +131,8 @@ class EchoLoopGuard:
         self.repeats = repeats
         self.window_s = window_s
         self.max_sources = max_sources
-        self._last: OrderedDict[Peer, list] = OrderedDict()  # source -> [digest, when, count]
+        # source -> [digest, when, count]
+        self._last: OrderedDict[Peer, list[Any]] = OrderedDict()
 
     def looping(self, source: Peer, data: memoryview, now: float) -> bool:
         digest = (len(data), zlib.crc32(data))
@@ -146,4 +148,4 @@ class EchoLoopGuard:
         else:
             last[0], last[2] = digest, 0
         last[1] = now
-        return last[2] >= self.repeats
+        return bool(last[2] >= self.repeats)

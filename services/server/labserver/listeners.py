@@ -113,7 +113,8 @@ class UdpListener:
         self.buffer = bytearray(largest + 1)
         self.view = memoryview(self.buffer)
         self.send_failed = 0
-        self._peers: OrderedDict[tuple, Peer] = OrderedDict()  # sockaddr -> parsed, bounded
+        # sockaddr -> parsed, a bounded table
+        self._peers: OrderedDict[tuple[Any, ...], Peer] = OrderedDict()
         self.protocol = protocol(**settings)
         self.protocol.connection_made(self)
 
@@ -147,7 +148,7 @@ class UdpListener:
                 continue
             protocol.datagram_received(view[:size], self._peer(addr))
 
-    def _peer(self, addr: tuple) -> Peer:
+    def _peer(self, addr: tuple[Any, ...]) -> Peer:
         """The source, parsed once while it keeps sending (a bounded cache)."""
         peer = self._peers.get(addr)
         if peer is None:

@@ -270,7 +270,8 @@ class EventLoop:
         """``transport``'s work time, decayed to now."""
         if not transport.recent_work:
             return 0.0
-        return transport.recent_work * 0.5 ** ((self.now - transport.worked_at) / WORK_HALF_LIFE_S)
+        decay: float = 0.5 ** ((self.now - transport.worked_at) / WORK_HALF_LIFE_S)
+        return transport.recent_work * decay
 
     def _run_work(self) -> None:
         """Serve the queue, least-served first, for at most TURN_WORK_S (one unit of work at
@@ -445,7 +446,8 @@ class EventLoop:
 def bytes_waiting(sock: socket.socket) -> int:
     """How many bytes the kernel holds for us to read on ``sock`` (0 if it cannot say)."""
     try:
-        return struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0\0\0\0"))[0]
+        waiting: int = struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0\0\0\0"))[0]
+        return waiting
     except OSError:
         return 0
 

@@ -6,6 +6,7 @@ import ipaddress
 import logging
 import socket
 from collections import Counter, OrderedDict
+from typing import Any
 
 from lab.greeting import greeting_line
 from lab.netinfo import Peer
@@ -130,7 +131,7 @@ class UdpEchoProtocol(DatagramProtocol):
         if not peer.loopback:
             log.info("udp-echo first datagram from peer=%s (%d bytes)", peer, size)
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> dict[str, Any]:
         return {"echoed": self.echoed, "dropped": self.dropped}
 
 

@@ -22,7 +22,7 @@ import errno
 import logging
 import socket
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lab.netinfo import Peer, peer_of
 
@@ -101,7 +101,7 @@ class TcpTransport:
         self.loop = loop
         self.sock = sock
         self.peer = peer
-        self._local_addr: tuple | None = None
+        self._local_addr: tuple[Any, ...] | None = None
         self._local: Peer | None = None
         self.conn_id = conn_id
         self.limits = limits

@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import types
+import typing
 
 QUIET = ("127.0.0.1", "::1", "::ffff:127.0.0.1")  # the health check, every second: not logged
 sel = selectors.DefaultSelector()
@@ -29,7 +30,7 @@ def accept_wrapper(sock: socket.socket) -> None:
 
 
 def service_connection(key: selectors.SelectorKey, mask: int) -> None:
-    sock, data = key.fileobj, key.data
+    sock, data = typing.cast(socket.socket, key.fileobj), key.data  # what we registered
     try:
         if mask & selectors.EVENT_READ and not data.closing:
             recv_data = sock.recv(1024)
@@ -65,7 +66,7 @@ def serve(host: str, port: int) -> None:
     while True:
         for key, mask in sel.select(timeout=None):
             if key.data is None:
-                accept_wrapper(key.fileobj)
+                accept_wrapper(typing.cast(socket.socket, key.fileobj))
             else:
                 service_connection(key, mask)
 

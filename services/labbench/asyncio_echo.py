@@ -1,6 +1,6 @@
 """What a Python user would write instead of our server: asyncio, TCP and UDP echo.
 
-    python3 -m bench.asyncio_echo [--port 7000] [--api streams|protocol] [--loop asyncio|uvloop]
+    python3 -m labbench.asyncio_echo [--port 7000] [--api streams|protocol] [--loop asyncio|uvloop]
 
 ``streams`` is the tutorials' ``start_server`` with a reader and a writer; ``protocol`` is
 asyncio's lower-level ``Protocol`` (callbacks, no coroutine per read), what a user picks for

@@ -1,6 +1,6 @@
 """The benchmark's load generator: several processes, so that it is not the bottleneck.
 
-    python3 -m bench.loadgen WORKLOAD --host H --port P [--conns N] [--size B] [--duration S]
+    python3 -m labbench.loadgen WORKLOAD --host H --port P [--conns N] [--size B] [--duration S]
                                      [--processes K] [--idle N] [--engine E]
 
 Workloads (every one bounded by --duration; connections are split across --processes):
@@ -29,6 +29,8 @@ import resource
 import selectors
 import socket
 import time
+import typing
+from typing import Any
 
 from lab.appconn import ClientConnection, Reply, Request, ServerConnection
 
@@ -61,7 +63,7 @@ def rr_worker(host: str, port: int, conns: int, size: int, start: float, end: fl
     """Closed-loop request/response on ``conns`` connections until ``end`` (epoch seconds)."""
     request, reply_len = _app_request(size) if app else (os.urandom(size), size)
     selector = selectors.DefaultSelector()
-    state = {}
+    state: dict[socket.socket, list[Any]] = {}
     errors = 0
     for _ in range(conns):
         sock = _connect(host, port)
@@ -82,7 +84,7 @@ def rr_worker(host: str, port: int, conns: int, size: int, start: float, end: fl
         send(sock)
     while time.time() < end and state:
         for key, mask in selector.select(0.2):
-            sock = key.fileobj
+            sock = typing.cast(socket.socket, key.fileobj)
             entry = state[sock]
             try:
                 if mask & selectors.EVENT_WRITE:
@@ -154,7 +156,7 @@ def rr_worker_uvloop(host: str, port: int, conns: int, size: int, start: float, 
         await asyncio.sleep(max(0.0, end - time.time()))
         closing = True
         for client in clients:
-            client.transport.abort()
+            typing.cast(asyncio.Transport, client.transport).abort()
 
     uvloop.run(drive())
     return {"latencies": latencies, "errors": errors, "bytes": len(latencies) * size * 2}
