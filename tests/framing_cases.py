@@ -22,28 +22,39 @@ def raw_frame(header: object, content: bytes = b"", header_bytes: bytes | None =
 
 def content_frame(content: bytes, encoding: str = "utf-8") -> bytes:
     """``content`` framed as text/json in ``encoding``, whatever the bytes are."""
-    return raw_frame(header(**{"content-length": len(content), "content-encoding": encoding}),
-                     content)
+    return raw_frame(
+        header(**{"content-length": len(content), "content-encoding": encoding}), content
+    )
 
 
 def header(**overrides: object) -> dict:
-    base = {"byteorder": "big", "content-type": "text/json", "content-encoding": "utf-8",
-            "content-length": 2}
+    base = {
+        "byteorder": "big",
+        "content-type": "text/json",
+        "content-encoding": "utf-8",
+        "content-length": 2,
+    }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not ...}
 
 
 VALID = {
-    "json-search": (encode_json({"action": "search", "value": "ring"}),
-                    {"action": "search", "value": "ring"}),
-    "json-unicode": (encode_json({"value": "\U0001f436 caf\u00e9"}),
-                     {"value": "\U0001f436 caf\u00e9"}),
+    "json-search": (
+        encode_json({"action": "search", "value": "ring"}),
+        {"action": "search", "value": "ring"},
+    ),
+    "json-unicode": (
+        encode_json({"value": "\U0001f436 caf\u00e9"}),
+        {"value": "\U0001f436 caf\u00e9"},
+    ),
     "json-utf16": (encode_json({"value": "\u00e9"}, "utf-16"), {"value": "\u00e9"}),
     "json-extra-header-keys": (encode_json({"a": 1}, extra_header={"request_id": 7}), {"a": 1}),
     "binary": (encode_binary(b"\x00\xffsearchring"), None),
     "binary-empty": (encode_binary(b""), None),
-    "tutorial-client-binary": (tutorial_peers.make_message(
-        b"echohello", "binary/custom-client-binary-type", "binary"), None),
+    "tutorial-client-binary": (
+        tutorial_peers.make_message(b"echohello", "binary/custom-client-binary-type", "binary"),
+        None,
+    ),
 }
 
 INVALID = {
@@ -61,13 +72,13 @@ INVALID = {
     "type-not-a-string": (raw_frame(header(**{"content-type": 5})), "bad-type"),
     "encoding-is-null": (raw_frame(header(**{"content-encoding": None})), "bad-type"),
     "byteorder-middle": (raw_frame(header(byteorder="middle")), "bad-type"),
-    "content-over-limit": (raw_frame(header(**{"content-length": LIMIT + 1})),
-                           "content-too-large"),
+    "content-over-limit": (raw_frame(header(**{"content-length": LIMIT + 1})), "content-too-large"),
     "content-huge": (raw_frame(header(**{"content-length": 10**18})), "content-too-large"),
-    "json-unknown-encoding": (raw_frame(header(**{"content-encoding": "klingon"}), b"{}"),
-                              "bad-encoding"),
-    "json-invalid-utf8": (raw_frame(header(**{"content-length": 3}), b"\"\xff\""),
-                          "bad-encoding"),
+    "json-unknown-encoding": (
+        raw_frame(header(**{"content-encoding": "klingon"}), b"{}"),
+        "bad-encoding",
+    ),
+    "json-invalid-utf8": (raw_frame(header(**{"content-length": 3}), b'"\xff"'), "bad-encoding"),
     "json-content-not-json": (raw_frame(header(), b"{x"), "content-not-json"),
     "json-content-a-list": (raw_frame(header(), b"[]"), "content-not-object"),
 }

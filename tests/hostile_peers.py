@@ -43,8 +43,14 @@ GOOD_SEARCH = json.dumps({"action": "search", "value": "ring"}).encode()
 
 
 def frame(content: bytes) -> bytes:
-    header = json.dumps({"byteorder": "big", "content-type": "text/json",
-                         "content-encoding": "utf-8", "content-length": len(content)}).encode()
+    header = json.dumps(
+        {
+            "byteorder": "big",
+            "content-type": "text/json",
+            "content-encoding": "utf-8",
+            "content-length": len(content),
+        }
+    ).encode()
     return struct.pack(">H", len(header)) + header + content
 
 
@@ -87,17 +93,20 @@ def run_case(host: str, case: dict) -> dict:
             if case.get("byte_delay_s"):  # a slow sender: watch for the server's answer meanwhile
                 sock.settimeout(case["byte_delay_s"])
                 for i in range(len(payload)):
-                    sock.sendall(payload[i:i + 1])
+                    sock.sendall(payload[i : i + 1])
                     try:
                         first = sock.recv(65536)
                     except TimeoutError:
                         continue
                     rest, end = read_until_closed(sock)
                     data = first + rest
-                    return {"received_hex": data.hex(), "sent_bytes": i + 1,
-                            "received_text": data.decode("utf-8", "replace"),
-                            "end": end if first else "closed",
-                            "elapsed_s": round(time.monotonic() - started, 3)}
+                    return {
+                        "received_hex": data.hex(),
+                        "sent_bytes": i + 1,
+                        "received_text": data.decode("utf-8", "replace"),
+                        "end": end if first else "closed",
+                        "elapsed_s": round(time.monotonic() - started, 3),
+                    }
             else:
                 sock.sendall(payload)
             if case.get("half_close"):
@@ -108,8 +117,12 @@ def run_case(host: str, case: dict) -> dict:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return {"reset_sent": True}
         data, end = read_until_closed(sock, case.get("read_timeout_s", TIMEOUT_S))
-    return {"received_hex": data.hex(), "received_text": data.decode("utf-8", "replace"),
-            "end": end, "elapsed_s": round(time.monotonic() - started, 3)}
+    return {
+        "received_hex": data.hex(),
+        "received_text": data.decode("utf-8", "replace"),
+        "end": end,
+        "elapsed_s": round(time.monotonic() - started, 3),
+    }
 
 
 def good_request(host: str, port: int, udp: bool) -> bool:
@@ -165,22 +178,29 @@ def slow_reader(host: str, port: int, hold_s: float) -> dict:
                 break  # the server has stopped reading from us: back-pressure holds
             time.sleep(0.02)
     local = sock.getsockname()
-    print(json.dumps({"stalled_after_bytes": sent, "local": f"{local[0]}:{local[1]}"}),
-          flush=True)
+    print(json.dumps({"stalled_after_bytes": sent, "local": f"{local[0]}:{local[1]}"}), flush=True)
     time.sleep(hold_s)
     sock.close()
     return {"stalled_after_bytes": sent}
 
 
-def flood(host: str, port: int, count: int, hold_s: float, sources: tuple[str, ...] = ("",),
-          ) -> dict:
+def flood(
+    host: str,
+    port: int,
+    count: int,
+    hold_s: float,
+    sources: tuple[str, ...] = ("",),
+) -> dict:
     """``count`` connections from each of ``sources`` (local addresses; "" for any)."""
     socks, outcomes = [], {"busy": 0, "held": 0, "failed": 0}
     for source in sources:
         for _ in range(count):
             try:
-                socks.append(socket.create_connection((host, port), timeout=TIMEOUT_S,
-                                                      source_address=(source, 0)))
+                socks.append(
+                    socket.create_connection(
+                        (host, port), timeout=TIMEOUT_S, source_address=(source, 0)
+                    )
+                )
             except OSError:
                 outcomes["failed"] += 1
     time.sleep(1.0)  # let the server answer the ones over its cap
@@ -201,8 +221,14 @@ def flood(host: str, port: int, count: int, hold_s: float, sources: tuple[str, .
 
 
 def _frame_prefix(content_length: int) -> bytes:
-    header = json.dumps({"byteorder": "big", "content-type": "x", "content-encoding": "binary",
-                         "content-length": content_length}).encode()
+    header = json.dumps(
+        {
+            "byteorder": "big",
+            "content-type": "x",
+            "content-encoding": "binary",
+            "content-length": content_length,
+        }
+    ).encode()
     return struct.pack(">H", len(header)) + header
 
 
@@ -252,8 +278,11 @@ def udp_from(host: str, port: int, src_port: int, count: int) -> dict:
                 replies += 1
         except TimeoutError:
             pass
-        return {"sent": count, "replies": replies,
-                "elapsed_s": round(time.monotonic() - started - 1.0, 3)}
+        return {
+            "sent": count,
+            "replies": replies,
+            "elapsed_s": round(time.monotonic() - started - 1.0, 3),
+        }
 
 
 def trickle(host: str, port: int, every_s: float, max_s: float) -> dict:
@@ -272,8 +301,11 @@ def trickle(host: str, port: int, every_s: float, max_s: float) -> dict:
             time.sleep(every_s)
         else:
             return {"closed_by_server": False, "sent": sent}
-    return {"closed_by_server": True, "sent": sent,
-            "elapsed_s": round(time.monotonic() - started, 3)}
+    return {
+        "closed_by_server": True,
+        "sent": sent,
+        "elapsed_s": round(time.monotonic() - started, 3),
+    }
 
 
 def pipeline(host: str, port: int, count: int, every_s: float) -> dict:
@@ -295,14 +327,23 @@ def pipeline(host: str, port: int, count: int, every_s: float) -> dict:
             sock.setblocking(True)
         sock.shutdown(socket.SHUT_WR)
         rest, end = read_until_closed(sock)
-    return {"received_hex": (received + rest).hex(), "end": end,
-            "elapsed_s": round(time.monotonic() - started, 3)}
+    return {
+        "received_hex": (received + rest).hex(),
+        "end": end,
+        "elapsed_s": round(time.monotonic() - started, 3),
+    }
 
 
 # -- attacks that each once found a cost nothing accounted for (bounded by construction) -----
 def _content_frame(content: bytes, content_type: str = "text/json") -> bytes:
-    header = json.dumps({"byteorder": "big", "content-type": content_type,
-                         "content-encoding": "utf-8", "content-length": len(content)}).encode()
+    header = json.dumps(
+        {
+            "byteorder": "big",
+            "content-type": content_type,
+            "content-encoding": "utf-8",
+            "content-length": len(content),
+        }
+    ).encode()
     return struct.pack(">H", len(header)) + header + content
 
 
@@ -360,8 +401,9 @@ def _each_connection(host: str, port: int, seconds: float, n: int, one: object) 
 
 ESCAPED_HEADER = b'{"a": "' + b'\\"' * 32_000  # an unterminated string of escaped quotes
 ESCAPED_HEADER_FRAME = struct.pack(">H", len(ESCAPED_HEADER)) + ESCAPED_HEADER
-COSTLY = _content_frame(b'{"action": "echo", "value": [' + b"1.7976931348623157e308," * 22_000
-                        + b"1]}")
+COSTLY = _content_frame(
+    b'{"action": "echo", "value": [' + b"1.7976931348623157e308," * 22_000 + b"1]}"
+)
 NOT_JSON_512K = _content_frame(b"\xff" * (512 << 10))
 
 
@@ -409,9 +451,14 @@ def _accept_storm(sock: socket.socket, until: float) -> None:
     _reset(sock)  # connect, and go at once
 
 
-ATTACKS = {"escaped-quotes": _escaped_quotes, "reset-mid-frame": _reset_mid_frame,
-           "not-json": _not_json, "costly": _costly, "pipeline-flood": _pipeline_flood,
-           "accept-storm": _accept_storm}
+ATTACKS = {
+    "escaped-quotes": _escaped_quotes,
+    "reset-mid-frame": _reset_mid_frame,
+    "not-json": _not_json,
+    "costly": _costly,
+    "pipeline-flood": _pipeline_flood,
+    "accept-storm": _accept_storm,
+}
 
 
 def udp_ping_pong(host: str, port: int, my_port: int, seconds: float) -> dict:
@@ -432,16 +479,22 @@ def udp_ping_pong(host: str, port: int, my_port: int, seconds: float) -> dict:
     return {"rounds": rounds}
 
 
-def watch(host: str, seconds: float, app_port: int = registry.default_port("app"),
-          echo_port: int = registry.default_port("tcp-echo")) -> dict:
+def watch(
+    host: str,
+    seconds: float,
+    app_port: int = registry.default_port("app"),
+    echo_port: int = registry.default_port("tcp-echo"),
+) -> dict:
     """A bystander: a fresh app request and a fresh echo every 0.2 s; the worst wait for each."""
     until = time.monotonic() + seconds
     worst = {"app": 0.0, "echo": 0.0}
     failed, done = [], 0
     request = frame(json.dumps({"action": "reverse", "value": "bystander"}).encode())
     while time.monotonic() < until:
-        for kind, port, payload, want in (("app", app_port, request, b"rednatsyb"),
-                                          ("echo", echo_port, b"bystander", b"bystander")):
+        for kind, port, payload, want in (
+            ("app", app_port, request, b"rednatsyb"),
+            ("echo", echo_port, b"bystander", b"bystander"),
+        ):
             started = time.monotonic()
             try:
                 with socket.create_connection((host, port), timeout=TIMEOUT_S) as sock:
@@ -456,8 +509,12 @@ def watch(host: str, seconds: float, app_port: int = registry.default_port("app"
             if not ok:
                 failed.append(f"{kind}: {data[:200]!r}")
         time.sleep(0.2)
-    return {"requests": done, "worst_app_s": round(worst["app"], 3),
-            "worst_echo_s": round(worst["echo"], 3), "failed": failed[:10]}
+    return {
+        "requests": done,
+        "worst_app_s": round(worst["app"], 3),
+        "worst_echo_s": round(worst["echo"], 3),
+        "failed": failed[:10],
+    }
 
 
 if __name__ == "__main__":
@@ -469,8 +526,11 @@ if __name__ == "__main__":
     elif mode == "flood":
         flood(args[0], int(args[1]), int(args[2]), float(args[3]))
     elif mode == "hold-frames":
-        print(json.dumps(hold_frames(args[0], int(args[1]), int(args[2]), int(args[3]),
-                                     float(args[4]))))
+        print(
+            json.dumps(
+                hold_frames(args[0], int(args[1]), int(args[2]), int(args[3]), float(args[4]))
+            )
+        )
     elif mode == "udp-from":
         print(json.dumps(udp_from(args[0], int(args[1]), int(args[2]), int(args[3]))))
     elif mode == "trickle":
@@ -479,8 +539,13 @@ if __name__ == "__main__":
         print(json.dumps(pipeline(args[0], int(args[1]), int(args[2]), float(args[3]))))
     elif mode == "attack":
         kind, host, port, seconds = args[0], args[1], int(args[2]), float(args[3])
-        print(json.dumps(_each_connection(host, port, seconds, int(args[4]) if args[4:] else 1,
-                                          ATTACKS[kind])))
+        print(
+            json.dumps(
+                _each_connection(
+                    host, port, seconds, int(args[4]) if args[4:] else 1, ATTACKS[kind]
+                )
+            )
+        )
     elif mode == "flood-from":  # HOST PORT N_PER_SOURCE HOLD_S SOURCE,SOURCE,...
         wanted = args[4].split(",")
         for _ in range(200):  # the addresses are being added from outside: wait for them

@@ -32,8 +32,9 @@ class MemoryTransport:
     ``protocol`` is built with ``settings``, as the server's listener builds it. ``budget``
     plays the server's memory budget (bytes the write buffer may take)."""
 
-    def __init__(self, protocol: Callable[..., Protocol], budget: int = 1 << 30,
-                 **settings: Any) -> None:
+    def __init__(
+        self, protocol: Callable[..., Protocol], budget: int = 1 << 30, **settings: Any
+    ) -> None:
         self.conn_id = 1
         self.peer: Peer = peer_of(("::ffff:172.20.0.3", 40000, 0, 0))
         self.local: Peer = peer_of(("::ffff:172.20.0.2", registry.default_port("app"), 0, 0))

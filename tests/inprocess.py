@@ -34,8 +34,11 @@ class InProcessServer:
     def __init__(self, **settings: Any) -> None:
         self.config = dataclasses.replace(ServerConfig(), bind="127.0.0.1", **settings)
         self.made: list[weakref.ref] = []
-        self.loop = build(self.config, {row.name: 0 for row in registry.LISTENERS},
-                          lambda row: self._tracked(registry.resolve(row.protocol)))
+        self.loop = build(
+            self.config,
+            {row.name: 0 for row in registry.LISTENERS},
+            lambda row: self._tracked(registry.resolve(row.protocol)),
+        )
         self.ports = {listener.name: listener.port for listener in self.loop.listeners}
         original_add = self.loop.add
 
@@ -99,9 +102,14 @@ class InProcessServer:
 
     def wait_until(self, condition: Callable[[], object], within_s: float = TIMEOUT_S) -> None:
         """Until ``condition()`` is true (its docstring says what it waits for)."""
+
         def check() -> None:
             if not condition():
                 raise AssertionError(f"not within {within_s}s: {condition.__doc__ or condition}")
 
-        Retrying(stop=stop_after_delay(within_s), wait=wait_fixed(0.01),
-                 retry=retry_if_exception_type(AssertionError), reraise=True)(check)
+        Retrying(
+            stop=stop_after_delay(within_s),
+            wait=wait_fixed(0.01),
+            retry=retry_if_exception_type(AssertionError),
+            reraise=True,
+        )(check)

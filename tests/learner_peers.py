@@ -84,7 +84,7 @@ def slow_reader(host: str, port: int, size: int, hold_s: float) -> dict:
     chunk, sent = b"x" * 65536, 0
     try:
         while sent < size:
-            sent += sock.send(chunk[:size - sent])
+            sent += sock.send(chunk[: size - sent])
     except TimeoutError:
         pass  # the server stopped reading us (or cannot keep up): stop sending
     print(f"sent {sent}", flush=True)
@@ -98,8 +98,9 @@ if __name__ == "__main__":
     if mode == "wait":
         out = wait(host, int(port), float(rest[0]))
     elif mode == "idle":
-        out = idle(host, int(port), int(rest[0]), float(rest[1]),
-                   float(rest[2]) if len(rest) > 2 else 1.0)
+        out = idle(
+            host, int(port), int(rest[0]), float(rest[1]), float(rest[2]) if len(rest) > 2 else 1.0
+        )
     else:
         out = slow_reader(host, int(port), int(rest[0]), float(rest[1]))
     print(json.dumps(out), flush=True)

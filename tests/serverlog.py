@@ -16,10 +16,12 @@ def warnings_logged(stack: ComposeStack, since: int, line_text: str, kind: str) 
     return log.count(line_text) + sum(map(int, summaries))
 
 
-def wait_for_warnings(stack: ComposeStack, since: int, line_text: str, kind: str, count: int,
-                      within_s: float = 15) -> int:
+def wait_for_warnings(
+    stack: ComposeStack, since: int, line_text: str, kind: str, count: int, within_s: float = 15
+) -> int:
     """Wait until ``count`` warnings of ``kind`` are reported (summaries come once a window,
     every 5 s); return how many were."""
+
     def enough() -> int:
         seen = warnings_logged(stack, since, line_text, kind)
         if seen < count:

@@ -28,13 +28,19 @@ import sys
 
 TIMEOUT_S = 10.0
 SERVE_FOR_AT_MOST_S = 120.0
-TABLE = {"morpheus": "Follow the white rabbit. \U0001f430",
-         "ring": "In the caves beneath the Misty Mountains. \U0001f48d"}
+TABLE = {
+    "morpheus": "Follow the white rabbit. \U0001f430",
+    "ring": "In the caves beneath the Misty Mountains. \U0001f48d",
+}
 
 
 def make_message(content: bytes, content_type: str, content_encoding: str) -> bytes:
-    header = {"byteorder": sys.byteorder, "content-type": content_type,
-              "content-encoding": content_encoding, "content-length": len(content)}
+    header = {
+        "byteorder": sys.byteorder,
+        "content-type": content_type,
+        "content-encoding": content_encoding,
+        "content-length": len(content),
+    }
     header_bytes = json.dumps(header, ensure_ascii=False).encode("utf-8")
     return struct.pack(">H", len(header_bytes)) + header_bytes + content
 
@@ -64,14 +70,14 @@ def request(host: str, port: int, action: str, value: str) -> dict:
         content = json.dumps({"action": action, "value": value}, ensure_ascii=False)
         message = make_message(content.encode("utf-8"), "text/json", "utf-8")
     else:
-        message = make_message((action + value).encode("utf-8"),
-                               "binary/custom-client-binary-type", "binary")
+        message = make_message(
+            (action + value).encode("utf-8"), "binary/custom-client-binary-type", "binary"
+        )
     with socket.create_connection((host, port), timeout=TIMEOUT_S) as sock:
         sock.sendall(message)
         header, body = read_message(sock)
     if header["content-type"] == "text/json":
-        return {"header": header,
-                "reply": json.loads(body.decode(header["content-encoding"]))}
+        return {"header": header, "reply": json.loads(body.decode(header["content-encoding"]))}
     return {"header": header, "reply": body.decode("utf-8", "replace")}
 
 
@@ -85,8 +91,9 @@ def answer(header: dict, content: bytes) -> bytes:
             result = f'Error: invalid action "{req.get("action")}".'
         body = json.dumps({"result": result}, ensure_ascii=False).encode("utf-8")
         return make_message(body, "text/json", "utf-8")
-    return make_message(b"First 10 bytes of request: " + content[:10],
-                        "binary/custom-server-binary-type", "binary")
+    return make_message(
+        b"First 10 bytes of request: " + content[:10], "binary/custom-server-binary-type", "binary"
+    )
 
 
 def serve(port: int, connections: int, ready: object = None) -> None:
@@ -100,8 +107,11 @@ def serve(port: int, connections: int, ready: object = None) -> None:
             try:
                 conn, addr = srv.accept()
             except TimeoutError:  # bounded: a test that sent fewer requests ends it this way
-                print(f"tutorial server stopping: no connection for {SERVE_FOR_AT_MOST_S}s "
-                      f"({answered} of {connections} answered)", flush=True)
+                print(
+                    f"tutorial server stopping: no connection for {SERVE_FOR_AT_MOST_S}s "
+                    f"({answered} of {connections} answered)",
+                    flush=True,
+                )
                 return
             with conn:
                 conn.settimeout(TIMEOUT_S)

@@ -152,15 +152,15 @@ class ServerConnection(_Connection):
             self.closing = self.closing or event.closes
             return error_reply(event.code, event.message)
         if event.binary is not None:
-            return framing.encode_message(event.binary, BINARY_REPLY_TYPE,
-                                          framing.BINARY_ENCODING)
+            return framing.encode_message(event.binary, BINARY_REPLY_TYPE, framing.BINARY_ENCODING)
         return framing.encode_json({"result": event.result}, event.encoding)
 
 
 def error_reply(code: str, message: str) -> bytes:
     """An error as a text/json reply that the tutorial's client prints sensibly (``result``)."""
-    return framing.encode_json({"result": f"Error: {message}",
-                                "error": {"code": code, "message": message}})
+    return framing.encode_json(
+        {"result": f"Error: {message}", "error": {"code": code, "message": message}}
+    )
 
 
 class ClientConnection(_Connection):
@@ -188,8 +188,9 @@ class ClientConnection(_Connection):
         if not isinstance(message, framing.Message):
             return message
         if not self.waiting:
-            raise framing.RemoteProtocolError("the server sent a reply to no request",
-                                              "unsolicited-reply")
+            raise framing.RemoteProtocolError(
+                "the server sent a reply to no request", "unsolicited-reply"
+            )
         self.waiting -= 1
         return reply_of(message)
 
@@ -202,11 +203,14 @@ def reply_of(message: framing.Message) -> Reply | ErrorReply:
     if "error" in value:
         error = value["error"]
         if not isinstance(error, dict):
-            raise framing.RemoteProtocolError(f"a malformed error: {framing.clip(error)}",
-                                              "malformed-reply")
-        return ErrorReply(framing.shown(error.get("code")),
-                          framing.shown(error.get("message"), 200))
+            raise framing.RemoteProtocolError(
+                f"a malformed error: {framing.clip(error)}", "malformed-reply"
+            )
+        return ErrorReply(
+            framing.shown(error.get("code")), framing.shown(error.get("message"), 200)
+        )
     if "result" not in value:
-        raise framing.RemoteProtocolError(f"a reply without a result: {framing.clip(value)}",
-                                          "malformed-reply")
+        raise framing.RemoteProtocolError(
+            f"a reply without a result: {framing.clip(value)}", "malformed-reply"
+        )
     return Reply(value["result"], encoding=message.content_encoding)

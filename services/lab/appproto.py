@@ -70,13 +70,20 @@ def _reverse(value: Any, context: Context) -> Any:
 
 
 def _whoami(value: Any, context: Context) -> Any:
-    return {"server_hostname": context.server_hostname,
-            "server_address": context.server_address, "server_port": context.server_port,
-            "client_address": context.client_address, "client_port": context.client_port}
+    return {
+        "server_hostname": context.server_hostname,
+        "server_address": context.server_address,
+        "server_port": context.server_port,
+        "client_address": context.client_address,
+        "client_port": context.client_port,
+    }
 
 
 ACTIONS: dict[str, Callable[[Any, Context], Any]] = {
-    "search": _search, "echo": _echo, "reverse": _reverse, "whoami": _whoami,
+    "search": _search,
+    "echo": _echo,
+    "reverse": _reverse,
+    "whoami": _whoami,
 }
 
 

@@ -60,9 +60,17 @@ _LENGTH = struct.Struct(">H")
 # The text encodings a peer may name, by their spellings with case, "-" and "_" ignored, mapped to
 # the codec we use. All are linear-time and raise only UnicodeError subclasses on bad input.
 TEXT_ENCODINGS = {
-    "utf8": "utf-8", "utf16": "utf-16", "utf16le": "utf-16-le", "utf16be": "utf-16-be",
-    "utf32": "utf-32", "utf32le": "utf-32-le", "utf32be": "utf-32-be",
-    "ascii": "ascii", "usascii": "ascii", "latin1": "latin-1", "iso88591": "latin-1",
+    "utf8": "utf-8",
+    "utf16": "utf-16",
+    "utf16le": "utf-16-le",
+    "utf16be": "utf-16-be",
+    "utf32": "utf-32",
+    "utf32le": "utf-32-le",
+    "utf32be": "utf-32-be",
+    "ascii": "ascii",
+    "usascii": "ascii",
+    "latin1": "latin-1",
+    "iso88591": "latin-1",
 }
 # A JSON string, or (second branch) an unterminated one: everything from its quote to the end.
 # Possessive quantifiers and the second branch make one left-to-right pass: a failed string is
@@ -149,12 +157,25 @@ def parse_json(text: str, what: str) -> Any:
 
 
 # The codes of RemoteProtocolError: what a peer's bytes can be told is wrong with them.
-REMOTE_ERROR_CODES = frozenset({
-    "header-not-json", "header-not-utf8", "header-not-object", "missing-key",
-    "bad-content-length", "bad-type", "content-too-large", "bad-encoding", "content-not-json",
-    "content-not-object", "truncated", "too-deep", "too-many-values",
-    "malformed-reply", "unsolicited-reply",  # a client's, of what a server sent
-})
+REMOTE_ERROR_CODES = frozenset(
+    {
+        "header-not-json",
+        "header-not-utf8",
+        "header-not-object",
+        "missing-key",
+        "bad-content-length",
+        "bad-type",
+        "content-too-large",
+        "bad-encoding",
+        "content-not-json",
+        "content-not-object",
+        "truncated",
+        "too-deep",
+        "too-many-values",
+        "malformed-reply",
+        "unsolicited-reply",  # a client's, of what a server sent
+    }
+)
 
 
 class FramingError(Exception):
@@ -198,43 +219,59 @@ class Message:
         return self.content_type == JSON_TYPE
 
 
-
-def encode_message(content: bytes, content_type: str, content_encoding: str,
-                   byteorder: str = sys.byteorder,
-                   extra_header: Mapping[str, Any] | None = None) -> bytes:
+def encode_message(
+    content: bytes,
+    content_type: str,
+    content_encoding: str,
+    byteorder: str = sys.byteorder,
+    extra_header: Mapping[str, Any] | None = None,
+) -> bytes:
     """Frame ``content`` bytes with a header (plus any ``extra_header`` fields).
     Raises ``LocalProtocolError`` if it cannot."""
     if not isinstance(content, bytes | bytearray | memoryview):
-        raise LocalProtocolError(f"content must be bytes, not {type(content).__name__}",
-                                 "bad-content")
+        raise LocalProtocolError(
+            f"content must be bytes, not {type(content).__name__}", "bad-content"
+        )
     extra = dict(extra_header or {})
     if clash := sorted(set(extra) & set(REQUIRED_KEYS)):
         raise LocalProtocolError(f"extra header fields may not replace {clash}", "bad-header")
-    header = {"byteorder": byteorder, "content-type": content_type,
-              "content-encoding": content_encoding, "content-length": len(content), **extra}
+    header = {
+        "byteorder": byteorder,
+        "content-type": content_type,
+        "content-encoding": content_encoding,
+        "content-length": len(content),
+        **extra,
+    }
     header_bytes = json.dumps(header, ensure_ascii=False).encode("utf-8")
     if len(header_bytes) > MAX_HEADER_BYTES:
-        raise LocalProtocolError(f"header of {len(header_bytes)} bytes exceeds "
-                                 f"{MAX_HEADER_BYTES}", "header-too-large")
+        raise LocalProtocolError(
+            f"header of {len(header_bytes)} bytes exceeds {MAX_HEADER_BYTES}", "header-too-large"
+        )
     return b"".join((_LENGTH.pack(len(header_bytes)), header_bytes, content))
 
 
-def encode_json(obj: dict[str, Any], encoding: str = "utf-8", byteorder: str = sys.byteorder,
-                extra_header: Mapping[str, Any] | None = None) -> bytes:
+def encode_json(
+    obj: dict[str, Any],
+    encoding: str = "utf-8",
+    byteorder: str = sys.byteorder,
+    extra_header: Mapping[str, Any] | None = None,
+) -> bytes:
     """A text/json message carrying ``obj`` (a JSON object) in ``encoding`` (one of
     ``TEXT_ENCODINGS``). Characters the encoding cannot carry (or lone surrogates) are sent as
     JSON escapes, so any JSON-serialisable object can be sent in any allowed encoding."""
     if not isinstance(obj, dict):
-        raise LocalProtocolError(f"text/json content must be an object, not "
-                                 f"{type(obj).__name__}", "bad-content")
+        raise LocalProtocolError(
+            f"text/json content must be an object, not {type(obj).__name__}", "bad-content"
+        )
     codec = text_encoding(encoding)
     if codec is None:
         raise LocalProtocolError(f"unknown text encoding {clip(encoding)}", "bad-encoding")
     try:
         text = json.dumps(obj, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError) as exc:  # not serialisable, or a cycle
-        raise LocalProtocolError(f"cannot encode content as JSON: {clip(str(exc))}",
-                                 "bad-content") from None
+        raise LocalProtocolError(
+            f"cannot encode content as JSON: {clip(str(exc))}", "bad-content"
+        ) from None
     # Only the characters the encoding cannot say become escapes (never the whole text: one lone
     # surrogate must not make every other character six bytes long).
     content = text.encode(codec, _JSON_ESCAPE)
@@ -248,7 +285,7 @@ def _json_escape(exc: UnicodeError) -> tuple[str, int]:
     if not isinstance(exc, UnicodeEncodeError):
         raise exc
     escaped = []
-    for char in exc.object[exc.start:exc.end]:
+    for char in exc.object[exc.start : exc.end]:
         point = ord(char)
         if point > 0xFFFF:
             point -= 0x10000
@@ -262,9 +299,12 @@ _JSON_ESCAPE = "sockets-lab-json-escape"
 codecs.register_error(_JSON_ESCAPE, _json_escape)
 
 
-def encode_binary(data: bytes, content_type: str = "binary/custom-client-binary-type",
-                  byteorder: str = sys.byteorder,
-                  extra_header: Mapping[str, Any] | None = None) -> bytes:
+def encode_binary(
+    data: bytes,
+    content_type: str = "binary/custom-client-binary-type",
+    byteorder: str = sys.byteorder,
+    extra_header: Mapping[str, Any] | None = None,
+) -> bytes:
     """A raw-bytes message (the tutorial's binary type by default)."""
     if content_type == JSON_TYPE:
         raise LocalProtocolError("binary content cannot be text/json", "bad-content")
@@ -278,42 +318,52 @@ def _parse_header(raw: bytes | memoryview, max_content_bytes: int) -> dict[str, 
         raise RemoteProtocolError("header is not valid UTF-8", "header-not-utf8") from None
     header = parse_json(text, "header")
     if not isinstance(header, dict):
-        raise RemoteProtocolError(f"header is a JSON {type(header).__name__}, not an object",
-                                  "header-not-object")
+        raise RemoteProtocolError(
+            f"header is a JSON {type(header).__name__}, not an object", "header-not-object"
+        )
     missing = [key for key in REQUIRED_KEYS if key not in header]
     if missing:
-        raise RemoteProtocolError(f"header lacks {', '.join(repr(k) for k in missing)}",
-                                  "missing-key")
+        raise RemoteProtocolError(
+            f"header lacks {', '.join(repr(k) for k in missing)}", "missing-key"
+        )
     length = header["content-length"]
     if not isinstance(length, int) or isinstance(length, bool) or length < 0:
-        raise RemoteProtocolError(f"content-length {clip(length)} is not a non-negative "
-                                  "integer", "bad-content-length")
+        raise RemoteProtocolError(
+            f"content-length {clip(length)} is not a non-negative integer", "bad-content-length"
+        )
     for key in ("content-type", "content-encoding"):
         if not isinstance(header[key], str):
             raise RemoteProtocolError(f"{key} {clip(header[key])} is not a string", "bad-type")
     if header["byteorder"] not in ("little", "big"):
-        raise RemoteProtocolError(f"byteorder {clip(header['byteorder'])} is not 'little' or "
-                                  "'big'", "bad-type")
+        raise RemoteProtocolError(
+            f"byteorder {clip(header['byteorder'])} is not 'little' or 'big'", "bad-type"
+        )
     if length > max_content_bytes:  # before a single content byte is buffered for it
-        raise RemoteProtocolError(f"content-length {length} exceeds the limit of "
-                                  f"{max_content_bytes} bytes", "content-too-large")
+        raise RemoteProtocolError(
+            f"content-length {length} exceeds the limit of {max_content_bytes} bytes",
+            "content-too-large",
+        )
     return header
 
 
 def _decode_json_content(content: bytes, encoding: str) -> dict[str, Any]:
     codec = text_encoding(encoding)
     if codec is None:
-        raise RemoteProtocolError(f"unknown content-encoding {clip(encoding)} (allowed: "
-                                  f"{', '.join(sorted(set(TEXT_ENCODINGS.values())))})",
-                                  "bad-encoding")
+        raise RemoteProtocolError(
+            f"unknown content-encoding {clip(encoding)} (allowed: "
+            f"{', '.join(sorted(set(TEXT_ENCODINGS.values())))})",
+            "bad-encoding",
+        )
     try:
         text = content.decode(codec)
     except UnicodeError:
         raise RemoteProtocolError(f"content is not valid {codec}", "bad-encoding") from None
     value = parse_json(text, "content")
     if not isinstance(value, dict):
-        raise RemoteProtocolError(f"text/json content is a JSON {type(value).__name__}, "
-                                  "not an object", "content-not-object")
+        raise RemoteProtocolError(
+            f"text/json content is a JSON {type(value).__name__}, not an object",
+            "content-not-object",
+        )
     return value
 
 
@@ -341,7 +391,7 @@ class MessageDecoder:
         if self._pos and self._pos >= len(self._buffer) // 2:
             # A new buffer rather than ``del buf[:pos]``, which keeps the old allocation: what
             # a large frame took is given back once it has been handed out.
-            self._buffer = self._buffer[self._pos:]
+            self._buffer = self._buffer[self._pos :]
             self._pos = 0
         self._buffer += data
 
@@ -370,8 +420,7 @@ class MessageDecoder:
         available = len(self._buffer) - self._pos
         if self._header is not None:
             return bool(available >= self._header["content-length"])
-        return available >= 2 and available >= 2 + _LENGTH.unpack_from(self._buffer,
-                                                                         self._pos)[0]
+        return available >= 2 and available >= 2 + _LENGTH.unpack_from(self._buffer, self._pos)[0]
 
     @property
     def in_progress(self) -> bool:
@@ -396,8 +445,12 @@ class MessageDecoder:
         """The peer closed its side: fine between messages, ``TruncatedMessage`` inside one."""
         if self._failed is None and self.in_progress:
             where = "content" if self._header is not None else "header"
-            self._fail(TruncatedMessage(f"stream ended inside a message ({where} incomplete, "
-                                        f"{self.buffered} bytes of it received)"))
+            self._fail(
+                TruncatedMessage(
+                    f"stream ended inside a message ({where} incomplete, "
+                    f"{self.buffered} bytes of it received)"
+                )
+            )
         if self._failed is not None:
             raise self._failure()
 
@@ -426,7 +479,7 @@ class MessageDecoder:
             if len(buf) - pos < 2 + header_len:
                 return self._need_data()
             with memoryview(buf) as view:
-                raw = view[pos + 2:pos + 2 + header_len]
+                raw = view[pos + 2 : pos + 2 + header_len]
                 header = _parse_header(raw, self.max_content_bytes)
                 if len(header) > len(REQUIRED_KEYS):
                     # Other keys may be large objects (a parsed 64 KiB header can take 1.5 MB):
@@ -440,7 +493,7 @@ class MessageDecoder:
         length = header["content-length"]
         if len(buf) - pos < length:
             return self._need_data()
-        content = bytes(buf[pos:pos + length])
+        content = bytes(buf[pos : pos + length])
         self._pos = pos + length
         if self._header_raw:
             header = _parse_header(self._header_raw, self.max_content_bytes)
@@ -450,14 +503,20 @@ class MessageDecoder:
         value = None
         if header["content-type"] == JSON_TYPE:
             value = _decode_json_content(content, header["content-encoding"])
-        return Message(header["content-type"], header["content-encoding"], content,
-                       header["byteorder"], value, header)
+        return Message(
+            header["content-type"],
+            header["content-encoding"],
+            content,
+            header["byteorder"],
+            value,
+            header,
+        )
 
     def _need_data(self) -> object:
         """Waiting for the peer: keep only the unread part, so that what the decoder holds is
         what the rest of this message needs (the bytes already handed out are let go of once
         per message, a copy of at most one message)."""
         if self._pos:
-            self._buffer = self._buffer[self._pos:]
+            self._buffer = self._buffer[self._pos :]
             self._pos = 0
         return self.NEED_DATA

@@ -29,7 +29,7 @@ def parse_greeting(line: str) -> Greeting | None:
     line = line.strip()
     if not line.startswith(_START) or not line.endswith(_END):
         return None
-    hostname, at, rest = line[len(_START):-len(_END)].partition(_AT)
+    hostname, at, rest = line[len(_START) : -len(_END)].partition(_AT)
     server, you, client = rest.partition(_YOU)
     parts = (hostname, server, client)
     if not (at and you) or not all(parts) or any(len(p.split()) != 1 for p in parts):

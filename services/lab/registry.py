@@ -48,20 +48,49 @@ class Listener:
 
 
 LISTENERS: list[Listener] = [
-    Listener("tcp-echo", "tcp", "echo_port", 65432, "labserver.protocols:EchoProtocol",
-             "labserver.health:tcp_echo", "labclient.demo:tcp_echo",
-             settings=(("quiet_s", "shutdown_grace_s"),)),
-    Listener("udp-echo", "udp", "udp_port", 65432, "labserver.protocols:UdpEchoProtocol",
-             "labserver.health:udp_echo", "labclient.demo:udp_echo",
-             settings=(("max_bytes", "max_datagram_bytes"),
-                       ("rate_per_source", "udp_rate_per_source"))),
-    Listener("greeting", "tcp", "greet_port", 65434, "labserver.protocols:GreetingProtocol",
-             "labserver.health:greeting", "labclient.demo:greeting"),
-    Listener("app", "tcp", "app_port", 65433, "labserver.app:AppProtocol",
-             "labserver.health:app", "labclient.demo:app_actions",
-             settings=(("max_content_bytes", "max_content_bytes"),
-                       ("frame_deadline_s", "frame_deadline_s"),
-                       ("max_reply_bytes", "max_reply_bytes"))),
+    Listener(
+        "tcp-echo",
+        "tcp",
+        "echo_port",
+        65432,
+        "labserver.protocols:EchoProtocol",
+        "labserver.health:tcp_echo",
+        "labclient.demo:tcp_echo",
+        settings=(("quiet_s", "shutdown_grace_s"),),
+    ),
+    Listener(
+        "udp-echo",
+        "udp",
+        "udp_port",
+        65432,
+        "labserver.protocols:UdpEchoProtocol",
+        "labserver.health:udp_echo",
+        "labclient.demo:udp_echo",
+        settings=(("max_bytes", "max_datagram_bytes"), ("rate_per_source", "udp_rate_per_source")),
+    ),
+    Listener(
+        "greeting",
+        "tcp",
+        "greet_port",
+        65434,
+        "labserver.protocols:GreetingProtocol",
+        "labserver.health:greeting",
+        "labclient.demo:greeting",
+    ),
+    Listener(
+        "app",
+        "tcp",
+        "app_port",
+        65433,
+        "labserver.app:AppProtocol",
+        "labserver.health:app",
+        "labclient.demo:app_actions",
+        settings=(
+            ("max_content_bytes", "max_content_bytes"),
+            ("frame_deadline_s", "frame_deadline_s"),
+            ("max_reply_bytes", "max_reply_bytes"),
+        ),
+    ),
 ]
 
 # LAB_SERVER chooses the server program: the lab's own serves every listener; the tutorial's
@@ -91,8 +120,7 @@ def default_port(name: str) -> int:
 def ports(environ: Mapping[str, str] | None = None) -> dict[str, int]:
     """Each listener's port: ``LAB_<PORT_SETTING>`` where set, else its default. A bad value
     is a ``settings.SettingsError``."""
-    found = settings.load_values({row.port_setting: row.default_port for row in LISTENERS},
-                                 environ)
+    found = settings.load_values({row.port_setting: row.default_port for row in LISTENERS}, environ)
     return {row.name: found[row.port_setting] for row in LISTENERS}
 
 

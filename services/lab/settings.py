@@ -51,8 +51,10 @@ def load(cls: type[T], environ: Mapping[str, str] | None = None) -> T:
     return cls(**load_values(defaults, environ))
 
 
-def load_values(defaults: Mapping[str, Any], environ: Mapping[str, str] | None = None,
-                ) -> dict[str, Any]:
+def load_values(
+    defaults: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """``defaults`` (setting name -> default value), each overridden by its ``LAB_*`` variable
     in ``environ`` where that is set and not empty."""
     environ = os.environ if environ is None else environ

@@ -58,8 +58,9 @@ def _app_request(size: int) -> tuple[bytes, int]:
     return request, len(ServerConnection().send(Reply("x" * size)))
 
 
-def rr_worker(host: str, port: int, conns: int, size: int, start: float, end: float,
-              app: bool) -> dict:
+def rr_worker(
+    host: str, port: int, conns: int, size: int, start: float, end: float, app: bool
+) -> dict:
     """Closed-loop request/response on ``conns`` connections until ``end`` (epoch seconds)."""
     request, reply_len = _app_request(size) if app else (os.urandom(size), size)
     selector = selectors.DefaultSelector()
@@ -88,7 +89,7 @@ def rr_worker(host: str, port: int, conns: int, size: int, start: float, end: fl
             entry = state[sock]
             try:
                 if mask & selectors.EVENT_WRITE:
-                    entry[2] += sock.send(request[entry[2]:])
+                    entry[2] += sock.send(request[entry[2] :])
                     if entry[2] == len(request):
                         selector.modify(sock, selectors.EVENT_READ)
                 if mask & selectors.EVENT_READ:
@@ -111,8 +112,9 @@ def rr_worker(host: str, port: int, conns: int, size: int, start: float, end: fl
     return {"latencies": latencies, "errors": errors, "bytes": len(latencies) * size * 2}
 
 
-def rr_worker_uvloop(host: str, port: int, conns: int, size: int, start: float, end: float,
-                     app: bool) -> dict:
+def rr_worker_uvloop(
+    host: str, port: int, conns: int, size: int, start: float, end: float, app: bool
+) -> dict:
     """``rr_worker`` with callbacks on uvloop (libuv): a few microseconds of the load
     generator's core per request, so that it can drive servers faster than a Python loop."""
     request, reply_len = _app_request(size) if app else (os.urandom(size), size)
@@ -231,8 +233,7 @@ def udp_worker(host: str, port: int, size: int, start: float, end: float) -> dic
                 latencies.append(int((time.perf_counter() - sent) * 1e6))
                 send_one()
     sock.close()
-    return {"latencies": latencies, "errors": 0, "bytes": len(latencies) * size * 2,
-            "sent": seq}
+    return {"latencies": latencies, "errors": 0, "bytes": len(latencies) * size * 2, "sent": seq}
 
 
 def idle_holder(host: str, port: int, count: int, ready: object, release: object) -> dict:
@@ -261,8 +262,14 @@ def idle_holder(host: str, port: int, count: int, ready: object, release: object
         except OSError:
             pass  # reset by the server
         sock.close()
-    return {"latencies": [], "errors": 0, "bytes": 0, "held": held,
-            "turned_away": len(socks) - held, "connect_failed": failed}
+    return {
+        "latencies": [],
+        "errors": 0,
+        "bytes": 0,
+        "held": held,
+        "turned_away": len(socks) - held,
+        "connect_failed": failed,
+    }
 
 
 def fresh_rr(host: str, port: int, end: float) -> dict:
@@ -313,21 +320,29 @@ def run(args: argparse.Namespace) -> dict:
     cpu_before = _cpu_seconds()
     with multiprocessing.Pool(processes) as pool:
         if args.workload in ("rr", "app"):
-            jobs = [(args.host, args.port, n, args.size, start, end, args.workload == "app")
-                    for n in split(args.conns, processes) if n]
-            parts = pool.starmap(rr_worker_uvloop if args.engine == "uvloop" else rr_worker,
-                                 jobs)
+            jobs = [
+                (args.host, args.port, n, args.size, start, end, args.workload == "app")
+                for n in split(args.conns, processes)
+                if n
+            ]
+            parts = pool.starmap(rr_worker_uvloop if args.engine == "uvloop" else rr_worker, jobs)
         elif args.workload == "bulk":
             parts = [bulk_worker(args.host, args.port, start, end)]
         elif args.workload == "udp":
-            parts = pool.starmap(udp_worker, [(args.host, args.port, args.size, start, end)
-                                              for _ in range(processes)])
+            parts = pool.starmap(
+                udp_worker,
+                [(args.host, args.port, args.size, start, end) for _ in range(processes)],
+            )
         else:  # idle
             manager = multiprocessing.Manager()
             events, release = [manager.Event() for _ in range(processes)], manager.Event()
-            held = pool.starmap_async(idle_holder, [
-                (args.host, args.port, n, event, release)
-                for n, event in zip(split(args.idle, processes), events, strict=True)])
+            held = pool.starmap_async(
+                idle_holder,
+                [
+                    (args.host, args.port, n, event, release)
+                    for n, event in zip(split(args.idle, processes), events, strict=True)
+                ],
+            )
             for event in events:
                 event.wait(120)
             start = time.time()
@@ -340,11 +355,17 @@ def run(args: argparse.Namespace) -> dict:
     elapsed = end - start
     count = len(latencies)
     result = {
-        "workload": args.workload, "conns": args.conns, "size_bytes": args.size,
-        "duration_s": args.duration, "window": [start, end], "processes": processes,
-        "requests": count, "req_per_s": round(count / elapsed, 1) if count else None,
+        "workload": args.workload,
+        "conns": args.conns,
+        "size_bytes": args.size,
+        "duration_s": args.duration,
+        "window": [start, end],
+        "processes": processes,
+        "requests": count,
+        "req_per_s": round(count / elapsed, 1) if count else None,
         "mb_per_s": round(sum(p["bytes"] for p in parts) / elapsed / 1e6, 2),
-        "p50_us": percentile(latencies, 0.50), "p99_us": percentile(latencies, 0.99),
+        "p50_us": percentile(latencies, 0.50),
+        "p99_us": percentile(latencies, 0.99),
         "p999_us": percentile(latencies, 0.999),
         "errors": sum(p["errors"] for p in parts),
         "loadgen_cpu_pct": round(100 * (cpu_after - cpu_before) / elapsed, 1),
@@ -372,8 +393,12 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--idle", type=int, default=10000)
-    parser.add_argument("--engine", choices=("auto", "uvloop", "selectors"), default="auto",
-                        help="the rr and app clients' loop: uvloop when the image has it")
+    parser.add_argument(
+        "--engine",
+        choices=("auto", "uvloop", "selectors"),
+        default="auto",
+        help="the rr and app clients' loop: uvloop when the image has it",
+    )
     args = parser.parse_args()
     if args.engine == "auto":
         args.engine = "selectors" if uvloop is None else "uvloop"

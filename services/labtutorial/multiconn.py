@@ -46,8 +46,9 @@ def service_connection(key: selectors.SelectorKey, mask: int) -> None:
         data.closing, data.outb = True, b""
     if data.closing and not data.outb:
         if data.addr[0] not in QUIET:
-            print(f"multiconn: closing connection to {data.addr[0]} port {data.addr[1]}",
-                  flush=True)
+            print(
+                f"multiconn: closing connection to {data.addr[0]} port {data.addr[1]}", flush=True
+            )
         sel.unregister(sock)
         sock.close()
 

@@ -38,8 +38,11 @@ def serve(host: str, port: int) -> None:
         while True:
             conn, addr = listener.accept()
             if addr[0] not in QUIET:
-                print(f"threaded: connected by {addr[0]} port {addr[1]} "
-                      f"({threading.active_count()} threads)", flush=True)
+                print(
+                    f"threaded: connected by {addr[0]} port {addr[1]} "
+                    f"({threading.active_count()} threads)",
+                    flush=True,
+                )
             try:
                 # daemon: the process may exit (SIGTERM) with clients still connected
                 threading.Thread(target=echo, args=(conn, addr), daemon=True).start()

@@ -23,8 +23,7 @@ ROOT = HERE.parents[1]
 for path in (ROOT / "tests", HERE):  # the tests' helpers; the packages are installed
     sys.path.insert(0, str(path))
 
-with atheris.instrument_imports(include=["lab", "labserver", "labclient", "inmemory",
-                                         "targets"]):
+with atheris.instrument_imports(include=["lab", "labserver", "labclient", "inmemory", "targets"]):
     import targets
 
 

@@ -42,12 +42,15 @@ ISSUE = {
 
 # What a hostile server sends a client (the bounded-client issue's cases).
 SERVER_REPLIES = {
-    "good": (framing.encode_json({"result": "x #0"})
-             + framing.encode_message(b"First 10 bytes of request: abc", "x", "binary")
-             + framing.encode_json({"result": {"a": 1}})),
+    "good": (
+        framing.encode_json({"result": "x #0"})
+        + framing.encode_message(b"First 10 bytes of request: abc", "x", "binary")
+        + framing.encode_json({"result": {"a": 1}})
+    ),
     "extra-frames": framing.encode_json({"result": "x #0"}) * 5,
-    "error-then-close": framing.encode_json({"result": "x", "error": {"code": "memory-budget",
-                                                                      "message": "full"}}),
+    "error-then-close": framing.encode_json(
+        {"result": "x", "error": {"code": "memory-budget", "message": "full"}}
+    ),
     "malformed-error": framing.encode_json({"error": [1, 2]}),
     "no-result": framing.encode_json({"answer": 1}),
     "escaped-quotes": content_frame(b'{"result": "' + b'\\"' * 2000),
@@ -57,15 +60,17 @@ SERVER_REPLIES = {
 
 def seeds(target: str = "codec") -> dict[str, bytes]:
     found = {}
-    inputs = {**{f"valid-{k}": v[0] for k, v in VALID.items()},
-              **{f"invalid-{k}": v[0] for k, v in INVALID.items()},
-              **{f"issue-{k}": v for k, v in ISSUE.items()}}
+    inputs = {
+        **{f"valid-{k}": v[0] for k, v in VALID.items()},
+        **{f"invalid-{k}": v[0] for k, v in INVALID.items()},
+        **{f"issue-{k}": v for k, v in ISSUE.items()},
+    }
     if target == "client":
         inputs = {f"server-{k}": v for k, v in SERVER_REPLIES.items()}
     for name, wire in inputs.items():
         found[f"{name}-whole"] = bytes([WHOLE, LIMIT_4K]) + wire
         found[f"{name}-bytewise-eof"] = bytes([BYTEWISE, LIMIT_4K | EOF]) + wire[:2000]
-        found[f"{name}-by7-cut"] = bytes([BY_7, LIMIT_4K | EOF]) + wire[:len(wire) // 2]
+        found[f"{name}-by7-cut"] = bytes([BY_7, LIMIT_4K | EOF]) + wire[: len(wire) // 2]
     return found
 
 

@@ -42,9 +42,11 @@ def with_cost_oracle(target: Callable[[bytes], None]) -> Callable[[bytes], None]
         target(data)
         spent = time.process_time() - started
         if spent > max(COST_FLOOR_S, len(data) * COST_PER_BYTE_S):
-            raise CostFinding(f"{len(data)} bytes took {spent * 1000:.0f} ms of CPU "
-                              f"({spent / max(1, len(data)) * 1e6:.1f} us a byte; the bound is "
-                              f"{COST_PER_BYTE_S * 1e6:g} us)")
+            raise CostFinding(
+                f"{len(data)} bytes took {spent * 1000:.0f} ms of CPU "
+                f"({spent / max(1, len(data)) * 1e6:.1f} us a byte; the bound is "
+                f"{COST_PER_BYTE_S * 1e6:g} us)"
+            )
 
     run.__name__ = target.__name__
     return run
@@ -58,8 +60,11 @@ def _chunks(data: bytes) -> tuple[list[bytes], int, bool]:
     size = data[0] % 65 or len(data)
     limit = 16 << (data[1] & 0x0F)
     body = data[2:]
-    return [body[i:i + size] for i in range(0, len(body), size)] or [b""], limit, \
-        bool(data[1] & 0x80)
+    return (
+        [body[i : i + size] for i in range(0, len(body), size)] or [b""],
+        limit,
+        bool(data[1] & 0x80),
+    )
 
 
 def codec_one_input(data: bytes) -> None:
@@ -115,8 +120,11 @@ def app_one_input(data: bytes) -> None:
         assert conn.closing is not None and error_code(replies[-1]) == closing[0]
 
 
-CLIENT_EXPECTS = (Expected(Request("echo", "x #0"), "x #0"), Expected(Request(binary=b"abc")),
-                  Expected(Request("whoami")))
+CLIENT_EXPECTS = (
+    Expected(Request("echo", "x #0"), "x #0"),
+    Expected(Request(binary=b"abc")),
+    Expected(Request("whoami")),
+)
 
 
 def client_one_input(data: bytes) -> None:

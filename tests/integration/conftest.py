@@ -36,8 +36,10 @@ def own_stack() -> Iterator[ComposeStack]:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None],
-                              ) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
+def pytest_runtest_makereport(
+    item: pytest.Item,
+    call: pytest.CallInfo[None],
+) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     outcome = yield
     report = outcome.get_result()
     if report.failed:
@@ -45,8 +47,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None],
             try:
                 report.sections.append((f"container logs: {running.project}", running.logs()))
             except Exception as exc:  # the report must not fail because the engine did
-                report.sections.append((f"container logs: {running.project}",
-                                        f"unavailable: {exc}"))
+                report.sections.append(
+                    (f"container logs: {running.project}", f"unavailable: {exc}")
+                )
 
 
 @pytest.hookimpl(trylast=True)

@@ -20,23 +20,28 @@ TUTORIAL_SOURCE = Path(tutorial_peers.__file__).read_text()
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize(("args", "result"), [
-    (("search", "ring"), RING),
-    (("search", "nobody"), 'No match for "nobody".'),
-    (("echo", "caf\u00e9"), "caf\u00e9"),
-    (("reverse", "Hello, world!"), "!dlrow ,olleH"),
-    (("echo", "--binary", "0123456789abc"), "First 10 bytes of request: echo012345"),
-])
-def test_action_across_containers(stack: ComposeStack, family: int, args: tuple,
-                                  result: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "result"),
+    [
+        (("search", "ring"), RING),
+        (("search", "nobody"), 'No match for "nobody".'),
+        (("echo", "caf\u00e9"), "caf\u00e9"),
+        (("reverse", "Hello, world!"), "!dlrow ,olleH"),
+        (("echo", "--binary", "0123456789abc"), "First 10 bytes of request: echo012345"),
+    ],
+)
+def test_action_across_containers(
+    stack: ComposeStack, family: int, args: tuple, result: str
+) -> None:
     answer = stack.run_client("app", *args, "--family", str(family))
     assert_crossed_hosts(stack, answer, family)
     assert answer.result == result
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_whoami_shows_the_cross_host_story_at_protocol_level(stack: ComposeStack,
-                                                            family: int) -> None:
+def test_whoami_shows_the_cross_host_story_at_protocol_level(
+    stack: ComposeStack, family: int
+) -> None:
     answer = stack.run_client("app", "whoami", "--family", str(family))
     assert_crossed_hosts(stack, answer, family)
     seen = answer.result
@@ -68,7 +73,8 @@ def test_fifty_concurrent_connections(stack: ComposeStack) -> None:
 
 
 def test_each_bad_frame_gets_its_error_and_the_server_serves_the_next_request(
-        stack: ComposeStack) -> None:
+    stack: ComposeStack,
+) -> None:
     cases = {name: case for name, case in INVALID.items() if name != "content-over-limit"}
     args = []
     for wire, _ in cases.values():
@@ -79,22 +85,29 @@ def test_each_bad_frame_gets_its_error_and_the_server_serves_the_next_request(
     assert answer.exit_code == 0, answer
     probes = answer.probes
     assert len(probes) == 2 * len(cases)
-    for (name, (_, code)), bad, good in zip(cases.items(), probes[::2], probes[1::2],
-                                            strict=True):
+    for (name, (_, code)), bad, good in zip(cases.items(), probes[::2], probes[1::2], strict=True):
         assert bad["closed_by_server"], name
         assert [r["error"]["code"] for r in bad["replies"]] == [code], name
         assert [r["result"] for r in good["replies"]] == [RING], f"after {name}"
     logs = stack.container("server").logs().decode()
     assert "Traceback" not in logs
     # Every bad frame is reported: the first few one line each, the rest in a summary.
-    assert wait_for_warnings(stack, 0, "bad frame from peer=", "bad-frame",
-                             len(cases)) >= len(cases)
+    assert wait_for_warnings(stack, 0, "bad frame from peer=", "bad-frame", len(cases)) >= len(
+        cases
+    )
 
 
-def test_end_of_stream_mid_frame_gets_truncated_then_others_are_served(
-        stack: ComposeStack) -> None:
-    answer = stack.run_client("raw", "--port", APP_PORT, "--half-close",
-                              "--hex", GOOD_REQUEST[:-5].hex(), "--hex", GOOD_REQUEST.hex())
+def test_end_of_stream_mid_frame_gets_truncated_then_others_are_served(stack: ComposeStack) -> None:
+    answer = stack.run_client(
+        "raw",
+        "--port",
+        APP_PORT,
+        "--half-close",
+        "--hex",
+        GOOD_REQUEST[:-5].hex(),
+        "--hex",
+        GOOD_REQUEST.hex(),
+    )
     truncated, good = answer.probes
     assert truncated["replies"][0]["error"]["code"] == "truncated"
     assert good["replies"][0]["result"] == RING
@@ -116,8 +129,9 @@ def test_our_client_against_the_tutorials_server_in_a_container(stack: ComposeSt
     single = stack.run_client("app", "search", "ring", "--host", host, "--port", "7000")
     assert single.exit_code == 0, single
     assert single.result == RING
-    several = stack.run_client("app", "search", "ring", "--pipeline", "3", "--host", host,
-                               "--port", "7000")
+    several = stack.run_client(
+        "app", "search", "ring", "--pipeline", "3", "--host", host, "--port", "7000"
+    )
     assert several.exit_code == 0, several
     assert several.results == [RING] * 3
     assert several.connections_used >= 3  # it answers one request per connection

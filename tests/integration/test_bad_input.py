@@ -44,9 +44,15 @@ class Case:
     byte_delay_s: float = 0.0
 
     def wire(self) -> dict:
-        return {"name": self.name, "port": self.port, "hex": self.payload.hex(),
-                "half_close": self.half_close, "udp": self.udp, "rst": self.rst,
-                "byte_delay_s": self.byte_delay_s}
+        return {
+            "name": self.name,
+            "port": self.port,
+            "hex": self.payload.hex(),
+            "half_close": self.half_close,
+            "udp": self.udp,
+            "rst": self.rst,
+            "byte_delay_s": self.byte_delay_s,
+        }
 
 
 # Expectations: "error:<code>" an error reply with that code, then the connection closed;
@@ -56,16 +62,33 @@ CASES = [
     *(Case(f"app {name}", APP, wire, f"error:{code}") for name, (wire, code) in INVALID.items()),
     Case("app truncated header", APP, GOOD[:20], "error:truncated"),
     Case("app truncated content", APP, GOOD[:-4], "error:truncated"),
-    Case("app zero content-length json", APP, raw_frame(header(**{"content-length": 0})),
-         "error:content-not-json"),
-    Case("app good request then garbage", APP, GOOD + b"\x00\x05hello",
-         "result+error:header-not-json"),
-    Case("app header one byte per second", APP, GOOD, "error:frame-deadline",
-         half_close=False, byte_delay_s=1.0),
+    Case(
+        "app zero content-length json",
+        APP,
+        raw_frame(header(**{"content-length": 0})),
+        "error:content-not-json",
+    ),
+    Case(
+        "app good request then garbage",
+        APP,
+        GOOD + b"\x00\x05hello",
+        "result+error:header-not-json",
+    ),
+    Case(
+        "app header one byte per second",
+        APP,
+        GOOD,
+        "error:frame-deadline",
+        half_close=False,
+        byte_delay_s=1.0,
+    ),
     Case("app reset mid-frame", APP, GOOD[:30], "reset", half_close=False, rst=True),
-    Case("app content-length at the limit", APP,
-         raw_frame(header(**{"content-type": "x", "content-length": LIMIT}), b"z" * LIMIT),
-         "binary-reply"),
+    Case(
+        "app content-length at the limit",
+        APP,
+        raw_frame(header(**{"content-type": "x", "content-length": LIMIT}), b"z" * LIMIT),
+        "binary-reply",
+    ),
     Case("echo garbage", ECHO, GARBAGE, "echoed"),
     Case("echo nothing, half-close", ECHO, b"", "echoed"),
     Case("echo reset mid-stream", ECHO, GARBAGE, "reset", half_close=False, rst=True),
@@ -118,8 +141,12 @@ def check(case: Case, outcome: dict) -> None:
 @pytest.fixture(scope="module")
 def limited() -> Iterator[ComposeStack]:
     """A stack whose server has small limits, so each is reachable in a test."""
-    env = {"LAB_MAX_CONTENT_BYTES": str(LIMIT), "LAB_MAX_DATAGRAM_BYTES": str(MAX_DATAGRAM),
-           "LAB_FRAME_DEADLINE_S": str(FRAME_DEADLINE_S), "LAB_MAX_CONNECTIONS": str(CAP)}
+    env = {
+        "LAB_MAX_CONTENT_BYTES": str(LIMIT),
+        "LAB_MAX_DATAGRAM_BYTES": str(MAX_DATAGRAM),
+        "LAB_FRAME_DEADLINE_S": str(FRAME_DEADLINE_S),
+        "LAB_MAX_CONNECTIONS": str(CAP),
+    }
     with ComposeStack(env=env) as stack:
         stack.first_process = stack.process_identity()
         yield stack
@@ -145,39 +172,53 @@ def test_corpus_has_at_least_25_cases_across_every_listener() -> None:
 def corpus_run(limited: ComposeStack) -> dict:
     before = limited.memory_bytes("server")
     mark = limited.log_mark()
-    run = limited.start_python(HOSTILE_SOURCE, "corpus", "server",
-                               json.dumps([c.wire() for c in CASES]))
+    run = limited.start_python(
+        HOSTILE_SOURCE, "corpus", "server", json.dumps([c.wire() for c in CASES])
+    )
     result = run.wait(300)
     assert result.exit_code == 0, result
     outcomes = json.loads(result.stdout.strip().splitlines()[-1])
-    return {"outcomes": {o["name"]: o for o in outcomes}, "before": before, "mark": mark,
-            "after": limited.memory_bytes("server"), "log": limited.server_log(mark)}
+    return {
+        "outcomes": {o["name"]: o for o in outcomes},
+        "before": before,
+        "mark": mark,
+        "after": limited.memory_bytes("server"),
+        "log": limited.server_log(mark),
+    }
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input_gets_its_answer_and_the_server_still_serves(corpus_run: dict,
-                                                               case: Case) -> None:
+def test_bad_input_gets_its_answer_and_the_server_still_serves(
+    corpus_run: dict, case: Case
+) -> None:
     outcome = corpus_run["outcomes"][case.name]
     check(case, outcome)
     assert outcome["served_after"] is True
 
 
-def test_corpus_reports_every_problem_and_no_traceback(limited: ComposeStack,
-                                                       corpus_run: dict) -> None:
+def test_corpus_reports_every_problem_and_no_traceback(
+    limited: ComposeStack, corpus_run: dict
+) -> None:
     log = corpus_run["log"]
     assert "Traceback" not in log
     bad_frames = sum(c.expect.startswith("error:") or "error:" in c.expect for c in CASES)
     # One line each for the first few per 5 s, then a count: every one is reported, none twice.
-    assert wait_for_warnings(limited, corpus_run["mark"], "bad frame from peer=", "bad-frame",
-                                     bad_frames) == bad_frames
+    assert (
+        wait_for_warnings(
+            limited, corpus_run["mark"], "bad frame from peer=", "bad-frame", bad_frames
+        )
+        == bad_frames
+    )
     assert "udp-echo dropped a datagram from peer=" in log and "(over 2048 bytes;" in log
     assert "reason=reset by peer" in log
 
 
 def test_server_memory_stays_bounded_across_the_corpus(corpus_run: dict) -> None:
     grew = corpus_run["after"] - corpus_run["before"]
-    print(f"server memory {corpus_run['before'] / 2**20:.1f} MiB before, "
-          f"{corpus_run['after'] / 2**20:.1f} MiB after the corpus")
+    print(
+        f"server memory {corpus_run['before'] / 2**20:.1f} MiB before, "
+        f"{corpus_run['after'] / 2**20:.1f} MiB after the corpus"
+    )
     assert grew < MEMORY_BOUND_BYTES
 
 
@@ -195,8 +236,10 @@ def test_a_flood_past_the_connection_cap_is_refused_cleanly(limited: ComposeStac
     assert flood.wait(30).exit_code == 0
     # Every refusal is reported (the first few a line each, then a count), and none of the
     # health check's: loopback has slots of its own.
-    assert wait_for_warnings(limited, mark, "refused peer=", "refused (at capacity)",
-                                     counts["busy"]) == counts["busy"]
+    assert (
+        wait_for_warnings(limited, mark, "refused peer=", "refused (at capacity)", counts["busy"])
+        == counts["busy"]
+    )
     log = limited.server_log(mark)
     assert "peer=127.0.0.1:" not in log and "peer=[::1]:" not in log
     answer = limited.run_client("app", "search", "ring")

@@ -15,37 +15,62 @@ from labtools import bench
 
 pytestmark = pytest.mark.slow
 
-FIELDS = {"workload", "server", "conns", "size_bytes", "repeat", "req_per_s", "mb_per_s",
-          "p50_us", "p99_us", "p999_us", "errors", "server_rss_mb", "server_cpu_pct",
-          "server_cpu_us_per_req", "loadgen_cpu_pct"}
+FIELDS = {
+    "workload",
+    "server",
+    "conns",
+    "size_bytes",
+    "repeat",
+    "req_per_s",
+    "mb_per_s",
+    "p50_us",
+    "p99_us",
+    "p999_us",
+    "errors",
+    "server_rss_mb",
+    "server_cpu_pct",
+    "server_cpu_us_per_req",
+    "loadgen_cpu_pct",
+}
 PEERS = {"project", "asyncio", "asyncio-protocol", "uvloop", "socat", "iperf3"}
 
 
 def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick",
-                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=600,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((tmp_path / "latest.json").read_text())
     assert {"cores", "kernel", "docker"} <= set(report["machine"])
     assert report["repeats"] == 1 and report["summary"]
     if (report["machine"]["cores"] or 1) >= 2:
-        assert report["cpus"] == {"server": "0", "loadgen": "1" if report["machine"][
-            "cores"] == 2 else f"1-{report['machine']['cores'] - 1}"}
+        assert report["cpus"] == {
+            "server": "0",
+            "loadgen": "1"
+            if report["machine"]["cores"] == 2
+            else f"1-{report['machine']['cores'] - 1}",
+        }
     # A PyPI peer is measured, or the report says why not (no wheel: PyPI unreachable at build).
     assert all(why for why in report["unavailable"].values())
     results = report["results"]
     for row in results:
         assert set(row) >= FIELDS, row
     assert {r["server"] for r in results} == (PEERS - set(report["unavailable"])) | {
-        "blocking", "threaded", "multiconn"}
+        "blocking",
+        "threaded",
+        "multiconn",
+    }
     rr = [r for r in results if r["workload"] == "rr"]
     assert all(r["server_cpu_us_per_req"] > 0 for r in rr), rr
     if "uvloop" not in report["unavailable"]:
         assert {r.get("engine") for r in rr} == {"uvloop"}  # the load generator's own loop
     assert {r["workload"] for r in results} == {"rr", "bulk", "udp", "idle", "app"}
     for row in results:  # every measurement measured something
-        assert (row["req_per_s"] or row["mb_per_s"] or row.get("held")), row
+        assert row["req_per_s"] or row["mb_per_s"] or row.get("held"), row
     assert len(list(tmp_path.glob("*Z.json"))) == 1  # the timestamped copy
     table = (tmp_path / "latest.md").read_text()
     assert table.startswith("| workload | server | conns | size |")
@@ -54,8 +79,9 @@ def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
     for step in ("blocking", "threaded", "multiconn", "lab"):
         assert f"\n| {step} | " in table
     assert (tmp_path / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert report["targets"] and all({"target", "value", "met"} <= set(t)
-                                     for t in report["targets"])
+    assert report["targets"] and all(
+        {"target", "value", "met"} <= set(t) for t in report["targets"]
+    )
 
 
 def test_a_peer_missing_from_the_tools_image_is_reported_not_silently_dropped() -> None:

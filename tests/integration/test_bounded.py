@@ -79,8 +79,9 @@ def under_attack(stack: ComposeStack, *attacker: str) -> tuple[dict, dict, int]:
     try:
         # From another host: its own IPv4 address. (Over IPv6 every container of the lab's
         # network is in one /64, which the per-address cap counts as one peer.)
-        bystander = stack.start_python(HOSTILE_SOURCE, "watch", stack.ip_of("server", 4),
-                                       str(ATTACK_S))
+        bystander = stack.start_python(
+            HOSTILE_SOURCE, "watch", stack.ip_of("server", 4), str(ATTACK_S)
+        )
         attack = stack.start_python(HOSTILE_SOURCE, *attacker)
         outcome, watched = peer_json(attack), peer_json(bystander)
     finally:
@@ -91,8 +92,9 @@ def under_attack(stack: ComposeStack, *attacker: str) -> tuple[dict, dict, int]:
 
 def test_two_echo_services_cannot_ping_pong(bounded: ComposeStack) -> None:
     """A forged datagram from another echo service (any port): a few rounds, then it stops."""
-    outcome = peer_json(bounded.start_python(HOSTILE_SOURCE, "udp-ping-pong", "server",
-                                             str(UDP), "40123", "3"))
+    outcome = peer_json(
+        bounded.start_python(HOSTILE_SOURCE, "udp-ping-pong", "server", str(UDP), "40123", "3")
+    )
     print(f"ping-pong between two echo services: {outcome['rounds']} rounds, then dropped")
     assert 1 <= outcome["rounds"] <= 8
     assert "the same payload again and again: an echo loop" in bounded.server_log()
@@ -102,21 +104,40 @@ def test_one_ipv6_host_is_one_network_for_the_per_address_cap(bounded: ComposeSt
     """Three addresses of one /64 (one host, as IPv6 hosts are) share the per-address cap. Runs
     before the attacks, so that no other connection from the network is still open."""
     mark = bounded.log_mark()
-    extra = [str(ipaddress.IPv6Network(bounded.subnets()[-1]).network_address + n)
-             for n in (0xA1, 0xA2)]
-    run = bounded.start_container("client", ["-c", "import time; time.sleep(60)"],
-                                  entrypoint=["python3"])
+    extra = [
+        str(ipaddress.IPv6Network(bounded.subnets()[-1]).network_address + n) for n in (0xA1, 0xA2)
+    ]
+    run = bounded.start_container(
+        "client", ["-c", "import time; time.sleep(60)"], entrypoint=["python3"]
+    )
     try:
         own = bounded.address_of(run.container, 6)
         sources = [own, *extra]
         for address in extra:  # a helper in the peer's network namespace, NET_ADMIN only
-            bounded.run_helper("tools", ["ip", "-6", "addr", "add", f"{address}/64", "dev",
-                                         "eth0", "nodad"], "adding an address",
-                               network_mode=f"container:{run.container.id}", user="0",
-                               cap_drop=["ALL"], cap_add=["NET_ADMIN"], read_only=True,
-                               security_opt=["no-new-privileges:true"])
-        code, out = run.container.exec_run(["python3", "-c", HOSTILE_SOURCE, "flood-from",
-                                            "server", str(ECHO), "50", "1", ",".join(sources)])
+            bounded.run_helper(
+                "tools",
+                ["ip", "-6", "addr", "add", f"{address}/64", "dev", "eth0", "nodad"],
+                "adding an address",
+                network_mode=f"container:{run.container.id}",
+                user="0",
+                cap_drop=["ALL"],
+                cap_add=["NET_ADMIN"],
+                read_only=True,
+                security_opt=["no-new-privileges:true"],
+            )
+        code, out = run.container.exec_run(
+            [
+                "python3",
+                "-c",
+                HOSTILE_SOURCE,
+                "flood-from",
+                "server",
+                str(ECHO),
+                "50",
+                "1",
+                ",".join(sources),
+            ]
+        )
     finally:
         run.container.remove(force=True)
     counts = json.loads(out.decode().strip().splitlines()[0])
@@ -129,28 +150,30 @@ def test_one_ipv6_host_is_one_network_for_the_per_address_cap(bounded: ComposeSt
 ATTACKS = {  # name: (the peer's arguments after "attack", connections at once, whether what
     #            it made the server hold must be given back at once: buffers, not parsing work)
     "escaped quotes in a 64 KB header (was 30 s of CPU each)": ("escaped-quotes", 4, True),
-    "500 KiB of a frame, then a reset (was held until a collection)": (
-        "reset-mid-frame", 40, True),
+    "500 KiB of a frame, then a reset (was held until a collection)": ("reset-mid-frame", 40, True),
     "complete 512 KiB frames that are not JSON": ("not-json", 40, True),
     "the costliest legal requests, back to back (stalled others 2 s)": ("costly", 16, False),
-    "pipelined small requests, every reply read (grew 180 MiB in 4 s)": (
-        "pipeline-flood", 4, True),
+    "pipelined small requests, every reply read (grew 180 MiB in 4 s)": ("pipeline-flood", 4, True),
     "an accept storm from one address (others waited 1.2 s)": ("accept-storm", 16, True),
 }
 
 
 @pytest.mark.parametrize("name", list(ATTACKS))
-def test_an_attack_leaves_others_served_and_memory_bounded(bounded: ComposeStack, budget: int,
-                                                           name: str) -> None:
+def test_an_attack_leaves_others_served_and_memory_bounded(
+    bounded: ComposeStack, budget: int, name: str
+) -> None:
     kind, connections, buffers = ATTACKS[name]
     before = bounded.memory_bytes("server")
     port = ECHO if kind == "accept-storm" else APP
-    outcome, watched, peak = under_attack(bounded, "attack", kind, "server", str(port),
-                                          str(ATTACK_S), str(connections))
-    print(f"{name}: {outcome['connections']} attacking connections; RSS {before >> 20} MiB "
-          f"before, {peak >> 20} MiB at most (budget {budget >> 20} MiB); the bystander "
-          f"waited at most {watched['worst_app_s'] * 1000:.0f} ms (app) and "
-          f"{watched['worst_echo_s'] * 1000:.0f} ms (echo) over {watched['requests']} requests")
+    outcome, watched, peak = under_attack(
+        bounded, "attack", kind, "server", str(port), str(ATTACK_S), str(connections)
+    )
+    print(
+        f"{name}: {outcome['connections']} attacking connections; RSS {before >> 20} MiB "
+        f"before, {peak >> 20} MiB at most (budget {budget >> 20} MiB); the bystander "
+        f"waited at most {watched['worst_app_s'] * 1000:.0f} ms (app) and "
+        f"{watched['worst_echo_s'] * 1000:.0f} ms (echo) over {watched['requests']} requests"
+    )
     assert outcome["connections"] >= connections  # the attack really ran
     assert not watched["failed"], watched["failed"]
     assert watched["worst_app_s"] < BYSTANDER_WAIT_S and watched["worst_echo_s"] < BYSTANDER_WAIT_S

@@ -19,31 +19,41 @@ def demo_on_the_wire(stack: ComposeStack) -> tuple[dict, list[capture.Conversati
 
 @pytest.mark.parametrize("family", [4, 6])
 def test_each_tcp_exchange_opens_with_a_syn_from_client_to_server(
-        stack: ComposeStack, demo_on_the_wire: tuple, family: int) -> None:
+    stack: ComposeStack, demo_on_the_wire: tuple, family: int
+) -> None:
     demo, convs = demo_on_the_wire
-    mine = [r for r in demo["exchanges"]
-            if r["family"] == f"IPv{family}" and r["command"] != "udp"]
+    mine = [r for r in demo["exchanges"] if r["family"] == f"IPv{family}" and r["command"] != "udp"]
     tcp = [c for c in convs if c.proto == "tcp" and c.family == family]
-    assert {c.server[1] for c in tcp} == {row.default_port for row in registry.LISTENERS
-                                          if row.kind == "tcp"}
+    assert {c.server[1] for c in tcp} == {
+        row.default_port for row in registry.LISTENERS if row.kind == "tcp"
+    }
     for conv in tcp:
         assert conv.handshake == ["S>", "SA<", "A>"]  # SYN, SYN-ACK, ACK
         assert conv.server[0] == stack.ip_of("server", family)
     # each TCP exchange the client reported is one connection on the wire, port for port
-    assert sorted(c.client for c in tcp) == sorted((r["local_ip"], r["local_port"])
-                                                   for r in mine)
+    assert sorted(c.client for c in tcp) == sorted((r["local_ip"], r["local_port"]) for r in mine)
 
 
 @pytest.mark.parametrize("family", [4, 6])
 def test_the_echo_bytes_and_who_closed_first(demo_on_the_wire: tuple, family: int) -> None:
     _, convs = demo_on_the_wire
-    (echo,) = [c for c in convs if c.proto == "tcp" and c.family == family
-               and c.server[1] == registry.default_port("tcp-echo")]
+    (echo,) = [
+        c
+        for c in convs
+        if c.proto == "tcp"
+        and c.family == family
+        and c.server[1] == registry.default_port("tcp-echo")
+    ]
     assert len(echo.payload("client")) == len(echo.payload("server")) == DEMO_ECHO_BYTES
     assert echo.payload("client") == echo.payload("server")
     assert echo.first_fin == "client"  # its shutdown(SHUT_WR) is the server's b""
-    (greeting,) = [c for c in convs if c.proto == "tcp" and c.family == family
-                   and c.server[1] == registry.default_port("greeting")]
+    (greeting,) = [
+        c
+        for c in convs
+        if c.proto == "tcp"
+        and c.family == family
+        and c.server[1] == registry.default_port("greeting")
+    ]
     assert greeting.payload("client") == b"" and greeting.payload("server").startswith(b"Hello")
     assert greeting.first_fin == "server"  # it speaks, then closes
 

@@ -20,8 +20,13 @@ def test_nothing_remains_when_up_itself_fails() -> None:
     # A server that exits at once (and is restarted, and exits again): `up` succeeds, the
     # health wait fails at the first exit, with the server's own words; the network exists.
     stack = ComposeStack(env={"LAB_ECHO_PORT": "not-a-port"})
-    with pytest.raises(StackError, match=r"server exited .* before it was healthy:\n"
-                                         r"labserver: LAB_ECHO_PORT='not-a-port' is not a valid"),\
-            stack:
+    with (
+        pytest.raises(
+            StackError,
+            match=r"server exited .* before it was healthy:\n"
+            r"labserver: LAB_ECHO_PORT='not-a-port' is not a valid",
+        ),
+        stack,
+    ):
         pytest.fail("the stack should not have come up")
     assert stack.leftovers() == []

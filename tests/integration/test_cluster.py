@@ -25,8 +25,10 @@ from labstack.stack import NotYet, wait_for
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 ECHO_PORT = 65432
-RESOLVE = ("import json, socket, sys; print(json.dumps(sorted({i[4][0] for i in "
-           "socket.getaddrinfo(sys.argv[1], None, proto=socket.IPPROTO_TCP)})))")
+RESOLVE = (
+    "import json, socket, sys; print(json.dumps(sorted({i[4][0] for i in "
+    "socket.getaddrinfo(sys.argv[1], None, proto=socket.IPPROTO_TCP)})))"
+)
 # One container, many greetings (each container on a vfs node costs a copy of the image).
 GREET = """
 import json, socket, sys
@@ -40,13 +42,19 @@ print(json.dumps(seen))
 """
 
 
-def run_python(cluster: Cluster, node: str, source: str, *args: str,
-               network: str = OVERLAY) -> Any:
+def run_python(cluster: Cluster, node: str, source: str, *args: str, network: str = OVERLAY) -> Any:
     """A stdlib Python snippet in a client-image container on ``node``; its JSON output."""
     run = cluster.nodes[node].api.containers.run(
-        f"sockets-lab/client:{cluster.image_tag}", entrypoint=["python3", "-c", source],
-        command=list(args), network=network, detach=True, labels=cluster.labels,
-        read_only=True, cap_drop=["ALL"], user="10001:10001")
+        f"sockets-lab/client:{cluster.image_tag}",
+        entrypoint=["python3", "-c", source],
+        command=list(args),
+        network=network,
+        detach=True,
+        labels=cluster.labels,
+        read_only=True,
+        cap_drop=["ALL"],
+        user="10001:10001",
+    )
     try:
         status = run.wait(timeout=60)
         out = run.logs(stderr=False).decode()
@@ -78,7 +86,8 @@ def node_of_engine(cluster: Cluster, node: str) -> str:
 
 
 def test_client_on_one_host_reaches_the_server_task_on_another(
-        cluster: Cluster, server_task: dict[str, str]) -> None:
+    cluster: Cluster, server_task: dict[str, str]
+) -> None:
     client_node = server_task["client_node"]
     result = cluster.run_client(client_node, "greet")
     assert result.exit_code == 0, result
@@ -88,8 +97,7 @@ def test_client_on_one_host_reaches_the_server_task_on_another(
     assert node_of_engine(cluster, client_node) == client_node != server_task["node"]
 
 
-def test_bytes_cross_the_underlay_as_vxlan(cluster: Cluster,
-                                           server_task: dict[str, str]) -> None:
+def test_bytes_cross_the_underlay_as_vxlan(cluster: Cluster, server_task: dict[str, str]) -> None:
     """Captured on the client host's own interface: UDP 4789 between the two hosts' addresses,
     carrying the overlay's TCP between the client and the server task, every byte of the echo
     inside."""
@@ -100,13 +108,19 @@ def test_bytes_cross_the_underlay_as_vxlan(cluster: Cluster,
         result = cluster.run_client(client.name, "echo", "--size", str(size))
     assert result.exit_code == 0 and result.digest_ok, result
     packets = capture.read(captured["pcap"])
-    inner = [p for p in packets if p.outer is not None and p.proto == "tcp"
-             and p.between((result.local_ip, result.local_port), (server_task["ip"],
-                                                                   ECHO_PORT))]
+    inner = [
+        p
+        for p in packets
+        if p.outer is not None
+        and p.proto == "tcp"
+        and p.between((result.local_ip, result.local_port), (server_task["ip"], ECHO_PORT))
+    ]
     assert inner, f"no VXLAN-wrapped echo among {len(packets)} packets"
     outers = [p.outer for p in inner if p.outer is not None]
     assert {(p.src, p.dst) for p in outers} == {
-        (client.address, server.address), (server.address, client.address)}
+        (client.address, server.address),
+        (server.address, client.address),
+    }
     assert all(p.dport == capture.VXLAN_PORT for p in outers)
     sent = sum(len(p.payload) for p in inner if p.src == result.local_ip)
     echoed = sum(len(p.payload) for p in inner if p.src == server_task["ip"])
@@ -115,12 +129,14 @@ def test_bytes_cross_the_underlay_as_vxlan(cluster: Cluster,
 
 
 def test_one_mib_echo_crosses_the_overlay_with_its_smaller_mtu(
-        cluster: Cluster, server_task: dict[str, str]) -> None:
+    cluster: Cluster, server_task: dict[str, str]
+) -> None:
     task = cluster.task_container(server_task)
     code, out = task.exec_run(["cat", "/sys/class/net/eth0/mtu"])
     assert code == 0 and out.strip() == b"1450"  # VXLAN's 50 bytes come off Ethernet's 1500
-    result = cluster.run_client(server_task["client_node"], "echo", "--size", "1MiB",
-                                "--family", "4")
+    result = cluster.run_client(
+        server_task["client_node"], "echo", "--size", "1MiB", "--family", "4"
+    )
     assert result.exit_code == 0, result
     assert result.received == 1 << 20 and result.digest_ok
     assert result.peer_ip == server_task["ip"]
@@ -130,15 +146,28 @@ def test_ipv6_on_the_overlay(cluster: Cluster, server_task: dict[str, str]) -> N
     """Tried for real on a dual-stack overlay; where the engine cannot, the xfail says why."""
     api = cluster.manager.api
     api.networks.create(
-        "lab6", driver="overlay", attachable=True, enable_ipv6=True, labels=cluster.labels,
-        ipam=docker.types.IPAMConfig(pool_configs=[
-            docker.types.IPAMPool(subnet="10.96.0.0/24"),
-            docker.types.IPAMPool(subnet="fd00:5a:b0c7:6::/64")]))
+        "lab6",
+        driver="overlay",
+        attachable=True,
+        enable_ipv6=True,
+        labels=cluster.labels,
+        ipam=docker.types.IPAMConfig(
+            pool_configs=[
+                docker.types.IPAMPool(subnet="10.96.0.0/24"),
+                docker.types.IPAMPool(subnet="fd00:5a:b0c7:6::/64"),
+            ]
+        ),
+    )
     service = api.services.create(
-        f"sockets-lab/server:{cluster.image_tag}", name="server6", networks=["lab6"],
+        f"sockets-lab/server:{cluster.image_tag}",
+        name="server6",
+        networks=["lab6"],
         endpoint_spec=docker.types.EndpointSpec(mode="dnsrr"),
-        constraints=[f"node.hostname=={server_task['node']}"], user="10001:10001")
+        constraints=[f"node.hostname=={server_task['node']}"],
+        user="10001:10001",
+    )
     try:
+
         def running() -> None:
             states = [t["Status"]["State"] for t in service.tasks()]
             if "running" not in states:
@@ -147,33 +176,51 @@ def test_ipv6_on_the_overlay(cluster: Cluster, server_task: dict[str, str]) -> N
         wait_for("server6 to run", running, 60, every_s=0.3)
         engine = api.version()["Version"]
         try:
-            resolved = run_python(cluster, server_task["client_node"], RESOLVE, "server6",
-                                  network="lab6")
+            resolved = run_python(
+                cluster, server_task["client_node"], RESOLVE, "server6", network="lab6"
+            )
         except docker.errors.APIError as exc:
-            pytest.xfail(f"Docker {engine}: a container cannot join a dual-stack overlay "
-                         f"network: {exc.explanation}")
+            pytest.xfail(
+                f"Docker {engine}: a container cannot join a dual-stack overlay "
+                f"network: {exc.explanation}"
+            )
         six = [ip for ip in resolved if ":" in ip]
         if not six:
-            given = [a for t in service.tasks() for net in t.get("NetworksAttachments", [])
-                     if net["Network"]["Spec"]["Name"] == "lab6" for a in net["Addresses"]]
-            pytest.xfail(f"Docker {engine}: Swarm's DNS gives a service on a dual-stack overlay "
-                         f"no AAAA record (server6 resolves to {resolved} only, though its task "
-                         f"holds {given}), so no client can reach it by name over IPv6")
-        result = cluster.run_client(server_task["client_node"], "echo", "--host", "server6",
-                                    "--family", "6", "--size", "1MiB")
+            given = [
+                a
+                for t in service.tasks()
+                for net in t.get("NetworksAttachments", [])
+                if net["Network"]["Spec"]["Name"] == "lab6"
+                for a in net["Addresses"]
+            ]
+            pytest.xfail(
+                f"Docker {engine}: Swarm's DNS gives a service on a dual-stack overlay "
+                f"no AAAA record (server6 resolves to {resolved} only, though its task "
+                f"holds {given}), so no client can reach it by name over IPv6"
+            )
+        result = cluster.run_client(
+            server_task["client_node"],
+            "echo",
+            "--host",
+            "server6",
+            "--family",
+            "6",
+            "--size",
+            "1MiB",
+        )
         assert result.exit_code == 0 and result.digest_ok, result
         assert result.peer_ip in six
     finally:
         service.remove()  # the network goes with the cluster
 
 
-def test_two_replicas_on_two_hosts_answer_by_one_name(cluster: Cluster,
-                                                      server_task: dict[str, str]) -> None:
+def test_two_replicas_on_two_hosts_answer_by_one_name(
+    cluster: Cluster, server_task: dict[str, str]
+) -> None:
     cluster.deploy(replicas=2)  # only the count changes: no task is replaced
     tasks = cluster.wait_tasks(2)
     assert {t["node"] for t in tasks} == {"worker1", "worker2"}  # spread over the workers
-    assert run_python(cluster, "manager", RESOLVE, "tasks.server") == sorted(
-        t["ip"] for t in tasks)
+    assert run_python(cluster, "manager", RESOLVE, "tasks.server") == sorted(t["ip"] for t in tasks)
     greeted = run_python(cluster, "manager", GREET, "server", "16")
     # Swarm's DNS answers the task addresses in turn: a few connections reach both.
     assert set(greeted) == {t["ip"] for t in tasks}, greeted
@@ -190,13 +237,26 @@ def _update_state(cluster: Cluster) -> str:
 def test_rolling_update_loses_no_exchange(cluster: Cluster) -> None:
     """Two replicas, start-first, while a client echoes every 0.1 s with retries."""
     before = {t["id"] for t in cluster.wait_tasks(2)}
-    client = cluster.start_client("manager", "echo", "--size", "16KiB", "--repeat", "250",
-                                  "--interval", "0.1", "--retries", "5", "--deadline", "20")
+    client = cluster.start_client(
+        "manager",
+        "echo",
+        "--size",
+        "16KiB",
+        "--repeat",
+        "250",
+        "--interval",
+        "0.1",
+        "--retries",
+        "5",
+        "--deadline",
+        "20",
+    )
     _wait_for_echoes(cluster, cluster.tasks()[0], 3)
     started = time.monotonic()
     cluster.service().force_update()
-    wait_for("the update to complete", lambda: _expect_state(cluster, "completed"), 120,
-             every_s=0.5)
+    wait_for(
+        "the update to complete", lambda: _expect_state(cluster, "completed"), 120, every_s=0.5
+    )
     took = time.monotonic() - started
     client.container.reload()
     # The exchanges spanned the whole update, or they proved nothing.
@@ -207,8 +267,9 @@ def test_rolling_update_loses_no_exchange(cluster: Cluster) -> None:
     assert result.completed == result.repeats == 250 and result.all_ok
     after = cluster.wait_tasks(2)
     assert not before & {t["id"] for t in after}, "the update replaced no task"
-    print(f"rolling update of 2 replicas: {took:.1f}s; 250 echoes, "
-          f"{result.retried} retried, 0 failed")
+    print(
+        f"rolling update of 2 replicas: {took:.1f}s; 250 echoes, {result.retried} retried, 0 failed"
+    )
 
 
 def _wait_for_echoes(cluster: Cluster, task: dict[str, str], count: int) -> None:
@@ -237,10 +298,10 @@ def _expect_state(cluster: Cluster, wanted: str) -> None:
 
 def test_failing_update_rolls_back_by_itself(cluster: Cluster) -> None:
     before = sorted(t["id"] for t in cluster.wait_tasks(2))
-    cluster.docker_cli("service", "update", "--detach", "--env-add", "LAB_ECHO_PORT=not-a-port",
-                       f"{STACK}_server")
-    wait_for("the rollback", lambda: _expect_state(cluster, "rollback_completed"), 120,
-             every_s=0.5)
+    cluster.docker_cli(
+        "service", "update", "--detach", "--env-add", "LAB_ECHO_PORT=not-a-port", f"{STACK}_server"
+    )
+    wait_for("the rollback", lambda: _expect_state(cluster, "rollback_completed"), 120, every_s=0.5)
     service = cluster.service()
     env = service.attrs["Spec"]["TaskTemplate"]["ContainerSpec"].get("Env", [])
     assert "LAB_ECHO_PORT=not-a-port" not in env
@@ -255,9 +316,22 @@ def test_losing_the_host_of_the_server(cluster: Cluster) -> None:
     cluster.deploy(replicas=1)
     (task,) = cluster.wait_tasks(1)
     lost, survivor = task["node"], ({"worker1", "worker2"} - {task["node"]}).pop()
-    client = cluster.start_client("manager", "echo", "--size", "4KiB", "--repeat", "300",
-                                  "--interval", "0.1", "--retries", "10", "--deadline", "30",
-                                  "--timeout", "2")
+    client = cluster.start_client(
+        "manager",
+        "echo",
+        "--size",
+        "4KiB",
+        "--repeat",
+        "300",
+        "--interval",
+        "0.1",
+        "--retries",
+        "10",
+        "--deadline",
+        "30",
+        "--timeout",
+        "2",
+    )
     _wait_for_echoes(cluster, task, 3)  # the client is mid-stream when the host goes
     stopped = time.monotonic()
     cluster.nodes[lost].container.stop(timeout=15)
@@ -276,9 +350,11 @@ def test_losing_the_host_of_the_server(cluster: Cluster) -> None:
     assert final["node"] == survivor, history
     assert result.peer_ip == final["ip"], f"client ended on {result.peer_ip}; tasks:\n{history}"
     again = "" if final["id"] == moved["id"] else "; Swarm replaced that task once more"
-    print(f"node loss: {lost} stopped; server running and healthy on {survivor} after "
-          f"{recovered:.1f}s{again}; the client's 300 echoes all completed "
-          f"({result.retried} retried)\n{history}")
+    print(
+        f"node loss: {lost} stopped; server running and healthy on {survivor} after "
+        f"{recovered:.1f}s{again}; the client's 300 echoes all completed "
+        f"({result.retried} retried)\n{history}"
+    )
     cluster.nodes[lost].container.reload()
     assert cluster.nodes[lost].container.status == "exited"
 
@@ -288,18 +364,33 @@ def test_swarm_up_and_down_on_an_engine_without_a_swarm(tmp_path: Path) -> None:
     deploy, the demo's transcript, then the engine is back out of swarm mode."""
     with Cluster(nodes=("solo",), swarm=False, say=print) as solo:
         engine = solo.nodes["solo"]
-        env = {**os.environ, "DOCKER_HOST": f"unix://{engine.socket_dir / 'docker.sock'}",
-               "LAB_SWARM_MARK": str(tmp_path / "initialised")}
-        up = subprocess.run([str(ROOT / "scripts" / "swarm.sh"), "up"], env=env,
-                            capture_output=True, text=True, timeout=240, check=False)
+        env = {
+            **os.environ,
+            "DOCKER_HOST": f"unix://{engine.socket_dir / 'docker.sock'}",
+            "LAB_SWARM_MARK": str(tmp_path / "initialised"),
+        }
+        up = subprocess.run(
+            [str(ROOT / "scripts" / "swarm.sh"), "up"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
         assert up.returncode == 0, up.stdout + up.stderr
         assert "initialised a single-node swarm" in up.stdout
         assert "verdict: all 6 exchanges crossed" in up.stdout
         has_ipvs = Path("/proc/net/ip_vs").exists()
         assert ("this kernel has IPVS" if has_ipvs else "this kernel has no IPVS") in up.stdout
         assert engine.api.info()["Swarm"]["LocalNodeState"] == "active"
-        down = subprocess.run([str(ROOT / "scripts" / "swarm.sh"), "down"], env=env,
-                              capture_output=True, text=True, timeout=120, check=False)
+        down = subprocess.run(
+            [str(ROOT / "scripts" / "swarm.sh"), "down"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert down.returncode == 0, down.stdout + down.stderr
         assert "left swarm mode" in down.stdout
         assert engine.api.info()["Swarm"]["LocalNodeState"] == "inactive"

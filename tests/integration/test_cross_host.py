@@ -77,8 +77,9 @@ def test_demo_narrates_every_exchange_over_both_families(stack: ComposeStack) ->
 
 def test_compose_up_runs_three_demo_clients_side_by_side(stack: ComposeStack) -> None:
     """`docker compose up --scale client=3`: the compose service's default command is the demo."""
-    stack.compose("up", "--detach", "--no-build", "--pull", "never", "--scale", "client=3",
-                  "client")
+    stack.compose(
+        "up", "--detach", "--no-build", "--pull", "never", "--scale", "client=3", "client"
+    )
     clients = stack.containers("client")
     assert len(clients) == 3, [c.name for c in clients]
     codes = [c.wait(timeout=60)["StatusCode"] for c in clients]

@@ -50,8 +50,19 @@ def opened_peer(line: str) -> str:
 def test_1_server_killed_and_restarted_while_clients_work(healthy: ComposeStack) -> None:
     """SIGKILL mid-work, restart: the client retries and every one of its echoes is intact."""
     mark = healthy.log_mark()
-    client = healthy.start_client("echo", "--size", "256KiB", "--pace", "0.05", "--repeat", "12",
-                                  "--retries", "10", "--deadline", "60")
+    client = healthy.start_client(
+        "echo",
+        "--size",
+        "256KiB",
+        "--pace",
+        "0.05",
+        "--repeat",
+        "12",
+        "--retries",
+        "10",
+        "--deadline",
+        "60",
+    )
     client_ip = healthy.address_of(client.container, 4)
     healthy.wait_for_server_log(f"closed peer={client_ip}", mark)  # it has done real work
     healthy.kill_service("server")
@@ -101,8 +112,9 @@ def test_4_partition_then_reconnect(healthy: ComposeStack) -> None:
     """Server cut off the network: an exchange in flight times out (exit 4), a new client cannot
     reach it (exit 3); once reconnected, clients work again."""
     mark = healthy.log_mark()
-    in_flight = healthy.start_client("echo", "--size", "2MiB", "--pace", "0.1", "--timeout", "3",
-                                     "--retries", "0")
+    in_flight = healthy.start_client(
+        "echo", "--size", "2MiB", "--pace", "0.1", "--timeout", "3", "--retries", "0"
+    )
     healthy.wait_for_server_log(f"open peer={healthy.address_of(in_flight.container, 4)}", mark)
     server = healthy.container("server")
     healthy.disconnect(server)
@@ -119,19 +131,22 @@ def test_4_partition_then_reconnect(healthy: ComposeStack) -> None:
 
 
 def test_5_client_cut_off_mid_exchange_is_freed_and_others_unaffected(
-        healthy: ComposeStack) -> None:
+    healthy: ComposeStack,
+) -> None:
     """A client vanishes mid-exchange: the server frees its connection after the idle timeout;
     another client is served meanwhile."""
     mark = healthy.log_mark()
-    gone = healthy.start_client("echo", "--size", "4MiB", "--pace", "0.1", "--retries", "0",
-                                "--timeout", "60")
+    gone = healthy.start_client(
+        "echo", "--size", "4MiB", "--pace", "0.1", "--retries", "0", "--timeout", "60"
+    )
     gone_ip = healthy.address_of(gone.container, 4)
     peer = opened_peer(healthy.wait_for_server_log(f"open peer={gone_ip}:", mark))
     healthy.disconnect(gone.container)
     other = healthy.run_client("echo", "--size", "1MiB")
     assert other.exit_code == 0 and other.digest_ok, other
-    closing = healthy.wait_for_server_log(f"closed peer={peer} ", mark,
-                                          within_s=IDLE_TIMEOUT_S + 10)
+    closing = healthy.wait_for_server_log(
+        f"closed peer={peer} ", mark, within_s=IDLE_TIMEOUT_S + 10
+    )
     assert f"reason=idle for {IDLE_TIMEOUT_S}s" in closing
 
 
@@ -144,12 +159,15 @@ def test_6_delay_and_loss_on_the_servers_traffic(healthy: ComposeStack) -> None:
         method = healthy.shape("server", delay_ms=20, loss_pct=5)
         tcp = healthy.run_client("echo", "--size", "512KiB", "--timeout", "30")
         healthy.shape("server", delay_ms=20, loss_pct=20)
-        udp = healthy.run_client("udp", "--count", "100", "--reply-timeout", "0.25",
-                                 "--retries", "10")
+        udp = healthy.run_client(
+            "udp", "--count", "100", "--reply-timeout", "0.25", "--retries", "10"
+        )
     finally:
         healthy.shape("server")
-    print(f"shaped with {method}: 512 KiB echo {baseline.elapsed_ms:.0f} ms -> "
-          f"{tcp.elapsed_ms:.0f} ms; UDP resent {udp.data.get('resent')} of 100")
+    print(
+        f"shaped with {method}: 512 KiB echo {baseline.elapsed_ms:.0f} ms -> "
+        f"{tcp.elapsed_ms:.0f} ms; UDP resent {udp.data.get('resent')} of 100"
+    )
     assert method in ("netem", "tbf+nft")
     assert tcp.exit_code == 0 and tcp.digest_ok, tcp
     assert tcp.elapsed_ms > baseline.elapsed_ms + 40  # the shaping really applied
@@ -165,8 +183,9 @@ def test_7_client_killed_while_sending_a_frame(healthy: ComposeStack) -> None:
     and keeps serving others."""
     half_frame = "0067" + "7b2262797465"  # a length of 103, then the first bytes of the header
     mark = healthy.log_mark()
-    dying = healthy.start_client("raw", "--port", str(registry.default_port("app")), "--hex",
-                                 half_frame, "--timeout", "60")
+    dying = healthy.start_client(
+        "raw", "--port", str(registry.default_port("app")), "--hex", half_frame, "--timeout", "60"
+    )
     dying_ip = healthy.address_of(dying.container, 4)  # our client prefers IPv4
     peer = opened_peer(healthy.wait_for_server_log(f"open peer={dying_ip}:", mark))
     dying.container.kill()
@@ -182,15 +201,17 @@ def test_8_slow_reader_does_not_block_others(healthy: ComposeStack) -> None:
     buffer is full (bounded memory); others are served at full speed meanwhile."""
     before = healthy.memory_bytes("server")
     mark = healthy.log_mark()
-    reader = healthy.start_python(HOSTILE_SOURCE, "slow-reader", "server",
-                                  str(registry.default_port("tcp-echo")), "30")
+    reader = healthy.start_python(
+        HOSTILE_SOURCE, "slow-reader", "server", str(registry.default_port("tcp-echo")), "30"
+    )
     healthy.wait_for_log(reader.container, "stalled_after_bytes")
     others = healthy.run_client("echo", "--size", "1MiB", "--connections", "10", "--timeout", "5")
     during = healthy.memory_bytes("server")
     peer = json.loads(reader.logs().splitlines()[0])["local"]  # an IPv4 or IPv6 endpoint
     peer = f"[{peer.rsplit(':', 1)[0]}]:{peer.rsplit(':', 1)[1]}" if peer.count(":") > 1 else peer
-    closing = healthy.wait_for_server_log(f"closed peer={peer} ", mark,
-                                          within_s=IDLE_TIMEOUT_S + 10)
+    closing = healthy.wait_for_server_log(
+        f"closed peer={peer} ", mark, within_s=IDLE_TIMEOUT_S + 10
+    )
     assert others.exit_code == 0 and others.all_ok, others
     assert during - before < 16 << 20, (before, during)
     assert "bytes unsent" in closing  # freed by the idle timeout while blocked on the reader

@@ -26,9 +26,14 @@ APP, ECHO = registry.default_port("app"), registry.default_port("tcp-echo")
 HOSTILE_SOURCE = Path(hostile_peers.__file__).read_text()
 MAX_CONNECTIONS, PER_IP = 180, 100
 FIRST_BYTE_S, LIFETIME_S, FRAME_DEADLINE_S, UDP_RATE = 3, 5, 3, 100
-ENV = {"LAB_MAX_CONNECTIONS": str(MAX_CONNECTIONS), "LAB_MAX_CONNECTIONS_PER_IP": str(PER_IP),
-       "LAB_FIRST_BYTE_TIMEOUT_S": str(FIRST_BYTE_S), "LAB_MAX_LIFETIME_S": str(LIFETIME_S),
-       "LAB_FRAME_DEADLINE_S": str(FRAME_DEADLINE_S), "LAB_UDP_RATE_PER_SOURCE": str(UDP_RATE)}
+ENV = {
+    "LAB_MAX_CONNECTIONS": str(MAX_CONNECTIONS),
+    "LAB_MAX_CONNECTIONS_PER_IP": str(PER_IP),
+    "LAB_FIRST_BYTE_TIMEOUT_S": str(FIRST_BYTE_S),
+    "LAB_MAX_LIFETIME_S": str(LIFETIME_S),
+    "LAB_FRAME_DEADLINE_S": str(FRAME_DEADLINE_S),
+    "LAB_UDP_RATE_PER_SOURCE": str(UDP_RATE),
+}
 
 
 @pytest.fixture(scope="module")
@@ -85,23 +90,29 @@ def _runs(wire: bytes) -> list[list]:
 
 
 ISSUE_INPUTS = {  # name: (bytes, the error the server must answer)
-    "2,002-byte frame: header of 2,000 '['": (
-        (2000).to_bytes(2, "big") + b"[" * 2000, "too-deep"),
+    "2,002-byte frame: header of 2,000 '['": ((2000).to_bytes(2, "big") + b"[" * 2000, "too-deep"),
     "content nested 1,000 deep": (
-        content_frame(b'{"a":' + b"[" * 1000 + b"]" * 1000 + b"}"), "too-deep"),
+        content_frame(b'{"a":' + b"[" * 1000 + b"]" * 1000 + b"}"),
+        "too-deep",
+    ),
     "encoding 'undefined'": (content_frame(b"{}", "undefined"), "bad-encoding"),
     "encoding 'punycode', bad input": (content_frame(b"\xff{}", "punycode"), "bad-encoding"),
     "encoding 'idna', '..'": (content_frame(b"..", "idna"), "bad-encoding"),
     "18 KB in punycode (was 3.2 s of CPU)": (
-        content_frame(json.dumps({"action": "echo", "value": "\u00e9" * 18000}).encode(),
-                      "punycode"), "bad-encoding"),
+        content_frame(
+            json.dumps({"action": "echo", "value": "\u00e9" * 18000}).encode(), "punycode"
+        ),
+        "bad-encoding",
+    ),
     "a 65 KB encoding name": (content_frame(b"{}", "x" * 65000), "bad-encoding"),
 }
 
 
 def test_the_issues_inputs_get_error_replies_at_once(guarded: ComposeStack) -> None:
-    cases = [{"name": name, "port": APP, "half_close": True, **squeezed(wire)}
-             for name, (wire, _) in ISSUE_INPUTS.items()]
+    cases = [
+        {"name": name, "port": APP, "half_close": True, **squeezed(wire)}
+        for name, (wire, _) in ISSUE_INPUTS.items()
+    ]
     outcomes = run_peer(guarded, "corpus", "server", json.dumps(cases))
     for outcome in outcomes:
         name = outcome["name"]
@@ -116,11 +127,12 @@ def test_unique_encoding_names_do_not_grow_the_server(guarded: ComposeStack) -> 
     """300 connections with unique 65 KB names once grew RSS by 20 MiB, for good."""
     before = guarded.memory_bytes("server")
     names = [f"{i:05d}{'x' * 65000}" for i in range(300)]
-    cases = [{"name": str(i), "port": APP, "half_close": True,
-              **squeezed(content_frame(b"{}", name))} for i, name in enumerate(names)]
+    cases = [
+        {"name": str(i), "port": APP, "half_close": True, **squeezed(content_frame(b"{}", name))}
+        for i, name in enumerate(names)
+    ]
     outcomes = run_peer(guarded, "corpus", "server", json.dumps(cases))
-    assert all(replies(o["received_hex"])[0]["error"]["code"] == "bad-encoding"
-               for o in outcomes)
+    assert all(replies(o["received_hex"])[0]["error"]["code"] == "bad-encoding" for o in outcomes)
     grew = guarded.memory_bytes("server") - before
     print(f"server memory grew {grew / 2**20:.2f} MiB over 300 unique encoding names")
     assert grew < 4 << 20
@@ -140,8 +152,9 @@ def test_buffered_bytes_stay_within_the_budget_and_are_given_back(guarded: Compo
     budget = int(guarded.server_log().split("memory budget for buffered bytes: ")[1].split()[0])
     assert (PER_IP - len(evicted)) * size <= budget < (PER_IP - len(evicted) + 2) * size
     # One line for each of the first few, then a count (log lines are bounded too).
-    assert wait_for_warnings(guarded, mark, "over the memory budget", "memory budget",
-                                     len(evicted)) == len(evicted)
+    assert wait_for_warnings(
+        guarded, mark, "over the memory budget", "memory budget", len(evicted)
+    ) == len(evicted)
 
     def given_back() -> int:
         now = guarded.memory_bytes("server")
@@ -150,19 +163,23 @@ def test_buffered_bytes_stay_within_the_budget_and_are_given_back(guarded: Compo
         return now
 
     after = wait_for("the buffers to be given back", given_back, 10, every_s=0.5)
-    print(f"server memory {before / 2**20:.1f} MiB before, {after / 2**20:.1f} MiB after "
-          f"{PER_IP} held frames ({len(evicted)} closed over the budget of "
-          f"{budget / 2**20:.1f} MiB)")
+    print(
+        f"server memory {before / 2**20:.1f} MiB before, {after / 2**20:.1f} MiB after "
+        f"{PER_IP} held frames ({len(evicted)} closed over the budget of "
+        f"{budget / 2**20:.1f} MiB)"
+    )
 
 
 def test_one_address_cannot_take_every_slot_and_health_is_still_true_when_full(
-        guarded: ComposeStack) -> None:
+    guarded: ComposeStack,
+) -> None:
     mark = guarded.log_mark()
     # Over IPv4: each container is an address of its own. (Over IPv6 every container of the
     # lab's network is in one /64, which the cap counts as one peer: test_bounded.py.)
     server_v4 = guarded.ip_of("server", 4)
-    greedy = guarded.start_python(HOSTILE_SOURCE, "flood", server_v4, str(ECHO),
-                                  str(PER_IP + 10), "4")
+    greedy = guarded.start_python(
+        HOSTILE_SOURCE, "flood", server_v4, str(ECHO), str(PER_IP + 10), "4"
+    )
     guarded.wait_for_log(greedy.container, "busy")
     counts = json.loads(greedy.logs().strip().splitlines()[0])
     assert counts == {"busy": 10, "held": PER_IP, "failed": 0}
@@ -175,8 +192,9 @@ def test_one_address_cannot_take_every_slot_and_health_is_still_true_when_full(
     assert status == 0, output
     assert greedy.wait(30).exit_code == 0 and other.wait(30).exit_code == 0
     per_address = f"over {PER_IP} connections from one address"
-    assert wait_for_warnings(guarded, mark, f": {per_address} (", f"refused ({per_address})",
-                                     10) == 10
+    assert (
+        wait_for_warnings(guarded, mark, f": {per_address} (", f"refused ({per_address})", 10) == 10
+    )
 
 
 def test_silent_and_trickling_peers_are_cut_off(guarded: ComposeStack) -> None:
@@ -187,17 +205,20 @@ def test_silent_and_trickling_peers_are_cut_off(guarded: ComposeStack) -> None:
     assert trickler["closed_by_server"] is True
     assert LIFETIME_S <= trickler["elapsed_s"] < LIFETIME_S + FRAME_DEADLINE_S + 2.5
     guarded.wait_for_server_log("(max lifetime)", mark)
-    quiet = guarded.start_python("import socket,time\n"
-                                 f"s=socket.create_connection(('server', {ECHO}), 10)\n"
-                                 "t=time.monotonic()\nassert s.recv(10)==b''\n"
-                                 "print(round(time.monotonic()-t, 2))")
+    quiet = guarded.start_python(
+        "import socket,time\n"
+        f"s=socket.create_connection(('server', {ECHO}), 10)\n"
+        "t=time.monotonic()\nassert s.recv(10)==b''\n"
+        "print(round(time.monotonic()-t, 2))"
+    )
     elapsed = float(quiet.wait(30).stdout.strip())
     assert FIRST_BYTE_S <= elapsed < FIRST_BYTE_S + 1.5
     guarded.wait_for_server_log(f"no data within {FIRST_BYTE_S}s of connecting", mark)
 
 
 def test_correct_pipelining_for_longer_than_the_frame_deadline_is_never_cut(
-        guarded: ComposeStack) -> None:
+    guarded: ComposeStack,
+) -> None:
     outcome = run_peer(guarded, "pipeline", "server", str(APP), "8", "1.0")
     assert outcome["elapsed_s"] > 2 * FRAME_DEADLINE_S
     got = replies(outcome["received_hex"])
@@ -209,8 +230,11 @@ def test_udp_echo_cannot_loop_or_reflect(guarded: ComposeStack) -> None:
     from_echo_port = run_peer(guarded, "udp-from", "server", str(ECHO), str(ECHO), "5")
     assert from_echo_port["replies"] == 0  # another echo service: it would ping-pong forever
     privileged = guarded.start_container(
-        "tools", ["python3", "-c", HOSTILE_SOURCE, "udp-from", "server", str(ECHO), "7", "5"],
-        user="0", cap_add=["NET_BIND_SERVICE"]).wait(60)
+        "tools",
+        ["python3", "-c", HOSTILE_SOURCE, "udp-from", "server", str(ECHO), "7", "5"],
+        user="0",
+        cap_add=["NET_BIND_SERVICE"],
+    ).wait(60)
     assert privileged.exit_code == 0, privileged
     assert json.loads(privileged.stdout.strip().splitlines()[-1])["replies"] == 0
     burst = run_peer(guarded, "udp-from", "server", str(ECHO), "40000", "1000")
@@ -224,8 +248,7 @@ def test_bad_frames_do_not_amplify_into_logs_or_replies(guarded: ComposeStack) -
     """300 bad frames of 60 KB each once wrote 46 MiB of logs and 5.5x replies."""
     bad = raw_frame(header(**{"content-type": ["\u00e9" * 9000]}))
     mark = guarded.log_mark()
-    cases = [{"name": str(i), "port": APP, "half_close": True,
-              **squeezed(bad)} for i in range(300)]
+    cases = [{"name": str(i), "port": APP, "half_close": True, **squeezed(bad)} for i in range(300)]
     outcomes = run_peer(guarded, "corpus", "server", json.dumps(cases))
     assert all(len(o["received_hex"]) // 2 <= 512 for o in outcomes)
     logged = len(guarded.server_log(mark).encode())

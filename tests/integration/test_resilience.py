@@ -26,7 +26,8 @@ def test_client_gives_up_clearly_when_server_never_comes(own_stack: ComposeStack
 
 
 def test_a_server_that_really_dies_is_brought_back_by_its_restart_policy(
-        own_stack: ComposeStack) -> None:
+    own_stack: ComposeStack,
+) -> None:
     """`restart: unless-stopped`: a crash (SIGKILL from outside) is followed by a restart and
     the service is healthy again. (Everywhere else the suite shows the same process survives.)"""
     pid, started_at, restarts = own_stack.process_identity()

@@ -124,8 +124,10 @@ def test_idle_clients_by_the_thousand(impl: StepStack) -> None:
     run, served = holding(impl, str(count), "2", "0.5")
     during, memory = threads(impl), impl.memory_bytes("server")
     out = result_of(run)
-    print(f"{impl.implementation}: {served} of {count} idle clients served, {during} thread(s), "
-          f"{memory / 2**20:.1f} MiB")
+    print(
+        f"{impl.implementation}: {served} of {count} idle clients served, {during} thread(s), "
+        f"{memory / 2**20:.1f} MiB"
+    )
     if impl.implementation in LOOPS:
         assert served == count and during == 1
         assert out["fresh_echo_s"] is not None  # and a new client is still served
@@ -168,8 +170,10 @@ def test_a_client_that_never_reads(impl: StepStack) -> None:
     other = result_of(peer(impl, "idle", "1", "0", "1.5"))
     grown = impl.memory_bytes("server") - before  # 1.5 s or more after the sender stopped
     result_of(slow)
-    print(f"{impl.implementation}: a client sent {sent} bytes without reading; the server grew "
-          f"{grown / 2**20:.1f} MiB; another client served: {other['served'] == 1}")
+    print(
+        f"{impl.implementation}: a client sent {sent} bytes without reading; the server grew "
+        f"{grown / 2**20:.1f} MiB; another client served: {other['served'] == 1}"
+    )
     if impl.implementation == "blocking":
         assert other["served"] == 0  # stuck in sendall() to the reader that never reads
     else:

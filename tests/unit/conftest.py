@@ -43,24 +43,41 @@ class LocalServer:
         fd, self.ports_file = tempfile.mkstemp(prefix="labserver-ports-")
         os.close(fd)
         os.unlink(self.ports_file)  # the server writes it once it listens
-        self.env = {**os.environ, **{row.env: "0" for row in registry.LISTENERS},
-                    "LAB_PORTS_FILE": self.ports_file, "LAB_LOG_LEVEL": "DEBUG", **settings}
-        argv = ["-m", "labserver"] if code is None else [
-            "-c", f"{code}\nfrom labserver.__main__ import main\nraise SystemExit(main())"]
-        self.proc = subprocess.Popen([sys.executable, *argv], env=self.env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.env = {
+            **os.environ,
+            **{row.env: "0" for row in registry.LISTENERS},
+            "LAB_PORTS_FILE": self.ports_file,
+            "LAB_LOG_LEVEL": "DEBUG",
+            **settings,
+        }
+        argv = (
+            ["-m", "labserver"]
+            if code is None
+            else ["-c", f"{code}\nfrom labserver.__main__ import main\nraise SystemExit(main())"]
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, *argv],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._pump, daemon=True).start()
         self.ports: dict[str, int] = Retrying(
-            stop=stop_after_delay(START_TIMEOUT_S), wait=wait_fixed(0.02), reraise=True,
-            retry=retry_if_exception_type(FileNotFoundError))(self._read_ports)
+            stop=stop_after_delay(START_TIMEOUT_S),
+            wait=wait_fixed(0.02),
+            reraise=True,
+            retry=retry_if_exception_type(FileNotFoundError),
+        )(self._read_ports)
 
     def _read_ports(self) -> dict[str, int]:
         """The ports the server says it bound (``LAB_PORTS_FILE``), once it has written them."""
         if self.proc.poll() is not None:
-            raise AssertionError(f"the server exited with {self.proc.returncode}: "
-                                 f"{list(self.lines.queue)[-20:]}")
+            raise AssertionError(
+                f"the server exited with {self.proc.returncode}: {list(self.lines.queue)[-20:]}"
+            )
         with open(self.ports_file) as ports:
             return json.load(ports)
 
@@ -75,8 +92,9 @@ class LocalServer:
             try:
                 line = self.lines.get(timeout=timeout_s)
             except queue.Empty:
-                raise AssertionError(f"no log line with {text!r} within {timeout_s}s; "
-                                     f"saw {self.seen[-20:]}") from None
+                raise AssertionError(
+                    f"no log line with {text!r} within {timeout_s}s; saw {self.seen[-20:]}"
+                ) from None
             self.seen.append(line)
             if text in line:
                 return line

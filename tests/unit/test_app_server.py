@@ -23,17 +23,24 @@ def app_server(make_server):
 
 def ask(server, action: str, value: str | None = None, **options) -> dict:
     """The client's result, as its JSON line says it."""
-    return app.run(Target("127.0.0.1", server.ports["app"], socket.AF_UNSPEC, 2, TIMEOUT_S),
-                   action, value, **options).to_json()
+    return app.run(
+        Target("127.0.0.1", server.ports["app"], socket.AF_UNSPEC, 2, TIMEOUT_S),
+        action,
+        value,
+        **options,
+    ).to_json()
 
 
-@pytest.mark.parametrize(("action", "value", "result"), [
-    ("search", "ring", "In the caves beneath the Misty Mountains. \U0001f48d"),
-    ("search", "\U0001f436", "\U0001f43e Playing ball! \U0001f3d0"),
-    ("search", "nothing", 'No match for "nothing".'),
-    ("echo", "caf\u00e9 \U0001f436", "caf\u00e9 \U0001f436"),
-    ("reverse", "Hello, world!", "!dlrow ,olleH"),
-])
+@pytest.mark.parametrize(
+    ("action", "value", "result"),
+    [
+        ("search", "ring", "In the caves beneath the Misty Mountains. \U0001f48d"),
+        ("search", "\U0001f436", "\U0001f43e Playing ball! \U0001f3d0"),
+        ("search", "nothing", 'No match for "nothing".'),
+        ("echo", "caf\u00e9 \U0001f436", "caf\u00e9 \U0001f436"),
+        ("reverse", "Hello, world!", "!dlrow ,olleH"),
+    ],
+)
 def test_actions(app_server, action: str, value: str, result: str) -> None:
     assert ask(app_server, action, value)["result"] == result
 
@@ -69,7 +76,8 @@ def test_fifty_connections_at_once(app_server) -> None:
 def test_the_tutorials_client_works_against_our_server(app_server) -> None:
     port = app_server.ports["app"]
     assert tutorial_peers.request("127.0.0.1", port, "search", "ring")["reply"] == {
-        "result": "In the caves beneath the Misty Mountains. \U0001f48d"}
+        "result": "In the caves beneath the Misty Mountains. \U0001f48d"
+    }
     binary = tutorial_peers.request("::1", port, "reverse", "abcdefghijk")
     assert binary["reply"] == "First 10 bytes of request: reverseabc"
     assert binary["header"]["content-type"] == "binary/custom-server-binary-type"
@@ -92,12 +100,14 @@ def tutorial_server():
 
 def test_our_client_works_against_the_tutorials_server(tutorial_server: int) -> None:
     def ask_tutorial(*args, **options) -> dict:
-        return app.run(Target("127.0.0.1", tutorial_server, socket.AF_UNSPEC, 2, TIMEOUT_S),
-                       *args, **options).to_json()
+        return app.run(
+            Target("127.0.0.1", tutorial_server, socket.AF_UNSPEC, 2, TIMEOUT_S), *args, **options
+        ).to_json()
 
     assert ask_tutorial("search", "ring")["result"].startswith("In the caves")
     assert ask_tutorial("echo", "hello", binary=True)["result"] == (
-        "First 10 bytes of request: echohello")
+        "First 10 bytes of request: echohello"
+    )
     # It answers one request per connection: the client notices and carries on (3 + 1 used).
     answer = ask_tutorial("search", "morpheus", pipeline=3)
     assert answer["results"] == ["Follow the white rabbit. \U0001f430"] * 3

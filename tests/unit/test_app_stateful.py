@@ -38,8 +38,9 @@ def expected_result(action: str, value: object) -> object:
 class OneConnection(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.conn = MemoryTransport(AppProtocol, max_content_bytes=2048,
-                                     frame_deadline_s=DEADLINE_S)
+        self.conn = MemoryTransport(
+            AppProtocol, max_content_bytes=2048, frame_deadline_s=DEADLINE_S
+        )
         self.unsent = b""  # well-formed requests not yet (fully) sent
         self.expected: list[tuple[str, object]] = []  # in order
         self.frame_bytes: list[int] = []  # the size of each queued request
@@ -141,6 +142,5 @@ class OneConnection(RuleBasedStateMachine):
             assert self.poisoned or self.deadline_due
 
 
-OneConnection.TestCase.settings = settings(max_examples=300, stateful_step_count=40,
-                                           deadline=None)
+OneConnection.TestCase.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
 TestOneConnection = OneConnection.TestCase

@@ -29,7 +29,7 @@ def serve(server: ServerConnection, wire: bytes, pieces: int = 1) -> bytes:
     out = bytearray()
     step = max(1, len(wire) // pieces)
     for i in range(0, len(wire), step):
-        server.receive_data(wire[i:i + step])
+        server.receive_data(wire[i : i + step])
         while isinstance(event := server.next_event(), Request):
             out += server.send(appproto.answer(event, CONTEXT))
     return bytes(out)
@@ -44,26 +44,39 @@ def round_trip(expected: Expected, pieces: int = 1) -> object:
     return expected.check(reply, 0)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("action", "value", "result"), [
-    ("search", "ring", appproto.SEARCH_TABLE["ring"]),
-    ("search", "nothing", 'No match for "nothing".'),
-    ("echo", "caf\u00e9 \U0001f436", "caf\u00e9 \U0001f436"),
-    ("reverse", "abc", "cba"),
-    ("whoami", None, {"server_hostname": "server-host", "server_address": "172.20.0.2",
-                      "server_port": 65433, "client_address": "172.20.0.3",
-                      "client_port": 40000}),
-])
+@pytest.mark.parametrize(
+    ("action", "value", "result"),
+    [
+        ("search", "ring", appproto.SEARCH_TABLE["ring"]),
+        ("search", "nothing", 'No match for "nothing".'),
+        ("echo", "caf\u00e9 \U0001f436", "caf\u00e9 \U0001f436"),
+        ("reverse", "abc", "cba"),
+        (
+            "whoami",
+            None,
+            {
+                "server_hostname": "server-host",
+                "server_address": "172.20.0.2",
+                "server_port": 65433,
+                "client_address": "172.20.0.3",
+                "client_port": 40000,
+            },
+        ),
+    ],
+)
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "latin-1"])
-def test_every_action_round_trips(action: str, value: str | None, result: object,
-                                  encoding: str) -> None:
+def test_every_action_round_trips(
+    action: str, value: str | None, result: object, encoding: str
+) -> None:
     (expected,) = build_requests(action, value, 1, False, encoding)
     assert round_trip(expected) == result
     assert round_trip(expected, pieces=7) == result
 
 
 def test_every_action_has_a_round_trip_case() -> None:
-    assert set(appproto.ACTIONS) == {"search", "echo", "reverse", "whoami"}, \
+    assert set(appproto.ACTIONS) == {"search", "echo", "reverse", "whoami"}, (
         "a new action needs its case above"
+    )
 
 
 def test_binary_request_gets_the_tutorials_binary_reply() -> None:
@@ -75,11 +88,13 @@ def test_pipelined_requests_are_answered_in_order() -> None:
     client, server = ClientConnection(), ServerConnection()
     requests = build_requests("echo", "n", 20, False)
     client.receive_data(serve(server, b"".join(client.send(e.request) for e in requests), 13))
-    replies = [client.next_event() for _ in requests]
-    assert all(isinstance(r, Reply | ErrorReply) for r in replies)
-    assert [e.check(r, i) for i, (e, r) in  # type: ignore[arg-type]
-            enumerate(zip(requests, replies, strict=True))] == [
-        f"n #{i}" for i in range(20)]
+    replies = []
+    for _ in requests:
+        reply = client.next_event()
+        assert isinstance(reply, Reply | ErrorReply), reply
+        replies.append(reply)
+    results = [e.check(r, i) for i, (e, r) in enumerate(zip(requests, replies, strict=True))]
+    assert results == [f"n #{i}" for i in range(20)]
     assert client.waiting == 0 and client.next_event() is NEED_DATA
 
 
@@ -109,11 +124,15 @@ CODEC_CASES = {code: wire for wire, code in INVALID.values()} | {
 }
 
 
-@pytest.mark.parametrize("code", sorted(framing.REMOTE_ERROR_CODES - {"malformed-reply",
-                                                                      "unsolicited-reply"}))
+@pytest.mark.parametrize(
+    "code", sorted(framing.REMOTE_ERROR_CODES - {"malformed-reply", "unsolicited-reply"})
+)
 def test_every_codec_error_reaches_the_client_and_closes(code: str) -> None:
-    error = server_error(CODEC_CASES[code], eof=code == "truncated", limit=1 << 20
-                         if code == "too-many-values" else LIMIT)
+    error = server_error(
+        CODEC_CASES[code],
+        eof=code == "truncated",
+        limit=1 << 20 if code == "too-many-values" else LIMIT,
+    )
     assert error.code == code and error.closes
 
 
@@ -126,11 +145,15 @@ def test_every_app_error_code_says_whether_it_closes(code: str) -> None:
     assert server.closing == (code not in KEEPS_CONNECTION)
 
 
-@pytest.mark.parametrize(("action", "value", "code"), [
-    ("dance", "x", "unknown-action"), ("reverse", None, "bad-value"), (["x"], 1, "unknown-action"),
-])
-def test_the_apps_own_errors_keep_the_connection(action: object, value: object,
-                                                 code: str) -> None:
+@pytest.mark.parametrize(
+    ("action", "value", "code"),
+    [
+        ("dance", "x", "unknown-action"),
+        ("reverse", None, "bad-value"),
+        (["x"], 1, "unknown-action"),
+    ],
+)
+def test_the_apps_own_errors_keep_the_connection(action: object, value: object, code: str) -> None:
     reply = appproto.answer(Request(action, value), CONTEXT)
     assert isinstance(reply, ErrorReply) and reply.code == code and not reply.closes
     with pytest.raises(ProtocolError, match=f"server answered an error: {code}: "):
@@ -138,9 +161,13 @@ def test_the_apps_own_errors_keep_the_connection(action: object, value: object,
 
 
 # -- what a client makes of a server that breaks the protocol --------------------------------
-@pytest.mark.parametrize(("odd", "code"), [
-    ({"no": "result"}, "malformed-reply"), ({"error": 5}, "malformed-reply"),
-])
+@pytest.mark.parametrize(
+    ("odd", "code"),
+    [
+        ({"no": "result"}, "malformed-reply"),
+        ({"error": 5}, "malformed-reply"),
+    ],
+)
 def test_a_frame_that_is_not_a_reply_is_a_protocol_error(odd: dict, code: str) -> None:
     client = ClientConnection()
     client.send(Request("echo", "x"))

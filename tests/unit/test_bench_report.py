@@ -10,18 +10,39 @@ from labtools import bench
 def test_servers_are_interleaved_within_each_repeat() -> None:
     plan = [{"workload": "rr", "conns": 64, "size": 1024, "servers": ("a", "b", "c")}]
     order = [(r["server"], r["repeat"]) for r in bench.schedule(plan, 3)]
-    assert order == [("a", 1), ("b", 1), ("c", 1), ("a", 2), ("b", 2), ("c", 2),
-                     ("a", 3), ("b", 3), ("c", 3)]
+    assert order == [
+        ("a", 1),
+        ("b", 1),
+        ("c", 1),
+        ("a", 2),
+        ("b", 2),
+        ("c", 2),
+        ("a", 3),
+        ("b", 3),
+        ("c", 3),
+    ]
 
 
 def _row(server: str, req: float, cpu: float | None = 10.0, **extra: object) -> dict:
-    return {"workload": "rr", "server": server, "conns": 64, "size_bytes": 1024,
-            "req_per_s": req, "server_cpu_us_per_req": cpu, "errors": 0, **extra}
+    return {
+        "workload": "rr",
+        "server": server,
+        "conns": 64,
+        "size_bytes": 1024,
+        "req_per_s": req,
+        "server_cpu_us_per_req": cpu,
+        "errors": 0,
+        **extra,
+    }
 
 
 def test_summary_is_the_median_with_min_and_max() -> None:
-    rows = [_row("a", 100.0, 12.0), _row("a", 300.0, 10.0), _row("a", 200.0, 30.0, errors=2),
-            _row("b", 50.0, None)]
+    rows = [
+        _row("a", 100.0, 12.0),
+        _row("a", 300.0, 10.0),
+        _row("a", 200.0, 30.0, errors=2),
+        _row("b", 50.0, None),
+    ]
     summary = {r["server"]: r for r in bench.summarise(rows)}
     assert summary["a"]["req_per_s"] == 200.0
     assert summary["a"]["spread"]["req_per_s"] == [100.0, 300.0]
@@ -33,11 +54,17 @@ def test_summary_is_the_median_with_min_and_max() -> None:
 
 
 def test_targets_are_judged_on_the_medians() -> None:
-    rows = [_row("project", 30000, 20), _row("asyncio", 15000, 40),
-            _row("asyncio-protocol", 26000, 30), _row("uvloop", 36000, 15),
-            _row("socat", 14000, 50)]
-    met = {t["target"].split(": ", 1)[1]: (t["value"], t["met"])
-           for t in bench.targets(bench.summarise(rows))}
+    rows = [
+        _row("project", 30000, 20),
+        _row("asyncio", 15000, 40),
+        _row("asyncio-protocol", 26000, 30),
+        _row("uvloop", 36000, 15),
+        _row("socat", 14000, 50),
+    ]
+    met = {
+        t["target"].split(": ", 1)[1]: (t["value"], t["met"])
+        for t in bench.targets(bench.summarise(rows))
+    }
     assert met["project / asyncio streams >= 1.5"] == (2.0, True)
     assert met["project / asyncio Protocol >= 1.2"] == (1.15, False)
     assert met["project / socat >= 2"] == (2.14, True)
@@ -51,9 +78,12 @@ def test_core_count(cpuset: str, count: int) -> None:
     assert bench.core_count(cpuset) == count
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n", 2.5),  # cgroup v2
-    ("1500000000\n", 1.5),  # cgroup v1 cpuacct.usage, in ns
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n", 2.5),  # cgroup v2
+        ("1500000000\n", 1.5),  # cgroup v1 cpuacct.usage, in ns
+    ],
+)
 def test_cpu_counters_of_both_cgroup_versions(text: str, seconds: float) -> None:
     assert bench._parse_cpu(text) == pytest.approx(seconds)

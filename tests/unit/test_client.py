@@ -15,7 +15,8 @@ from labclient.errors import EXIT_UNREACHABLE
 from labstack import ROOT
 
 SCHEMA = jsonschema.Draft202012Validator(
-    json.loads((ROOT / "docs" / "client-result.schema.json").read_text()))
+    json.loads((ROOT / "docs" / "client-result.schema.json").read_text())
+)
 
 
 def json_line(out: str) -> dict:
@@ -25,9 +26,16 @@ def json_line(out: str) -> dict:
     return data
 
 
-@pytest.mark.parametrize(("text", "size"), [
-    ("4096", 4096), ("64KiB", 65536), ("64k", 65536), ("1MiB", 1 << 20), ("2 mb", 2 << 20),
-])
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("4096", 4096),
+        ("64KiB", 65536),
+        ("64k", 65536),
+        ("1MiB", 1 << 20),
+        ("2 mb", 2 << 20),
+    ],
+)
 def test_parse_size(text: str, size: int) -> None:
     assert cli.parse_size(text) == size
 
@@ -56,8 +64,18 @@ def _closed_port() -> int:
 
 def test_unreachable_server_is_exit_3_with_one_line(capsys: pytest.CaptureFixture) -> None:
     started = time.monotonic()
-    code = cli.main(["echo", "--host", "127.0.0.1", "--port", str(_closed_port()),
-                     "--deadline", "0.5", "--json"])
+    code = cli.main(
+        [
+            "echo",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(_closed_port()),
+            "--deadline",
+            "0.5",
+            "--json",
+        ]
+    )
     assert code == EXIT_UNREACHABLE
     assert time.monotonic() - started < 5
     out, err = capsys.readouterr()
@@ -75,41 +93,82 @@ def test_usage_error_is_exit_2(capsys: pytest.CaptureFixture) -> None:
 
 def test_echo_udp_and_greet_against_a_local_server(local_server, capsys) -> None:
     ports = local_server.ports
-    assert cli.main(["echo", "--host", "::1", "--port", str(ports["tcp-echo"]),
-                     "--size", "1MiB", "--connections", "4", "--json"]) == 0
+    assert (
+        cli.main(
+            [
+                "echo",
+                "--host",
+                "::1",
+                "--port",
+                str(ports["tcp-echo"]),
+                "--size",
+                "1MiB",
+                "--connections",
+                "4",
+                "--json",
+            ]
+        )
+        == 0
+    )
     echo = json_line(capsys.readouterr().out)
     assert echo["all_ok"] and echo["distinct_payloads"] == 4
-    assert cli.main(["udp", "--host", "127.0.0.1", "--port", str(ports["udp-echo"]),
-                     "--json"]) == 0
+    assert cli.main(["udp", "--host", "127.0.0.1", "--port", str(ports["udp-echo"]), "--json"]) == 0
     assert json_line(capsys.readouterr().out)["echoed"] == 3
-    assert cli.main(["greet", "--host", "127.0.0.1", "--port", str(ports["greeting"]),
-                     "--json"]) == 0
+    assert (
+        cli.main(["greet", "--host", "127.0.0.1", "--port", str(ports["greeting"]), "--json"]) == 0
+    )
     assert json_line(capsys.readouterr().out)["names_me"] is True
 
 
 def test_repeat_with_interval_spaces_the_exchanges(local_server, capsys) -> None:
     port = str(local_server.ports["tcp-echo"])
     started = time.monotonic()
-    assert cli.main(["echo", "--host", "127.0.0.1", "--port", port, "--size", "1KiB",
-                     "--repeat", "4", "--interval", "0.3", "--json"]) == 0
+    assert (
+        cli.main(
+            [
+                "echo",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                port,
+                "--size",
+                "1KiB",
+                "--repeat",
+                "4",
+                "--interval",
+                "0.3",
+                "--json",
+            ]
+        )
+        == 0
+    )
     took = time.monotonic() - started
     result = json_line(capsys.readouterr().out)
     assert result["completed"] == 4 and result["all_ok"]
     assert took >= 0.9  # three pauses between four exchanges
 
 
-@pytest.mark.parametrize("command", [
-    ["app", "reverse", "abc"], ["app", "echo", "x", "--pipeline", "3"],
-    ["app", "echo", "x", "--connections", "2"], ["raw", "--text", "hi", "--timeout", "0.5"],
-    ["raw", "--text", "a", "--text", "b", "--timeout", "0.5"],
-    ["demo"], ["udp", "--count", "2"], ["app", "dance"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["app", "reverse", "abc"],
+        ["app", "echo", "x", "--pipeline", "3"],
+        ["app", "echo", "x", "--connections", "2"],
+        ["raw", "--text", "hi", "--timeout", "0.5"],
+        ["raw", "--text", "a", "--text", "b", "--timeout", "0.5"],
+        ["demo"],
+        ["udp", "--count", "2"],
+        ["app", "dance"],
+    ],
+)
 def test_every_json_line_matches_the_schema(local_server, capsys, command: list[str]) -> None:
     ports = local_server.ports
     options = ["--host", "127.0.0.1", "--json", "--deadline", "2"]
     if command[0] == "demo":
-        options += [f"--{row.port_setting.replace('_', '-')}={ports[row.name]}"
-                    for row in registry.LISTENERS]
+        options += [
+            f"--{row.port_setting.replace('_', '-')}={ports[row.name]}"
+            for row in registry.LISTENERS
+        ]
     elif command[0] == "udp":
         options += ["--port", str(ports["udp-echo"])]
     else:

@@ -74,9 +74,25 @@ def hostile() -> Iterator[Callable[[Behaviour], HostileServer]]:
 def client(server: HostileServer, *args: str, within_s: float = 30) -> tuple[int, dict, str, float]:
     """``labclient ARGS --json`` against the server: exit status, JSON line, stderr, seconds."""
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "labclient", *args, "--host", "127.0.0.1",
-                           "--port", str(server.port), "--deadline", "2", "--json"],
-                          capture_output=True, text=True, timeout=within_s, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "labclient",
+            *args,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(server.port),
+            "--deadline",
+            "2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=within_s,
+        check=False,
+    )
     elapsed = time.monotonic() - started
     assert "Traceback" not in proc.stderr, proc.stderr
     lines = proc.stdout.strip().splitlines()
@@ -91,6 +107,7 @@ def reply_with(wire: bytes) -> Behaviour:
     def behaviour(conn: socket.socket) -> None:
         read_request(conn)
         conn.sendall(wire)
+
     return behaviour
 
 
@@ -115,8 +132,11 @@ def test_a_reset_right_after_connect_is_a_lost_connection(hostile) -> None:
 
     server = hostile(reset)
     for command in (["echo"], ["greet"], ["app", "whoami"], ["raw", "--text", "hi"]):
-        code, _, err, _ = client(server, *command, "--retries", "0") if command[0] != "raw" \
+        code, _, err, _ = (
+            client(server, *command, "--retries", "0")
+            if command[0] != "raw"
             else client(server, *command)
+        )
         assert code in (0, 3), (command, err)  # raw reports what it saw; the rest: exit 3
         assert code == 0 or "connection lost" in err or "reset" in err, err
 
@@ -138,8 +158,14 @@ def test_an_endless_stream_is_read_with_a_bound(hostile) -> None:
 
 
 def test_an_endless_reply_frame_is_refused_at_its_header(hostile) -> None:
-    header = json.dumps({"byteorder": "big", "content-type": "text/json",
-                         "content-encoding": "utf-8", "content-length": 1 << 40}).encode()
+    header = json.dumps(
+        {
+            "byteorder": "big",
+            "content-type": "text/json",
+            "content-encoding": "utf-8",
+            "content-length": 1 << 40,
+        }
+    ).encode()
 
     def a_header_then_forever(conn: socket.socket) -> None:
         reply_with(struct.pack(">H", len(header)) + header)(conn)
@@ -159,8 +185,15 @@ def trickle(conn: socket.socket) -> None:
 @pytest.mark.parametrize("command", [["greet"], ["app", "whoami"], ["raw", "--text", "hi"]])
 def test_a_trickling_server_meets_the_overall_deadline(hostile, command: list[str]) -> None:
     server = hostile(trickle)
-    code, out, err, elapsed = client(server, *command, "--timeout", "3", "--max-time", "4",
-                                     *([] if command[0] == "raw" else ["--retries", "0"]))
+    code, out, err, elapsed = client(
+        server,
+        *command,
+        "--timeout",
+        "3",
+        "--max-time",
+        "4",
+        *([] if command[0] == "raw" else ["--retries", "0"]),
+    )
     assert elapsed < 8, f"{command}: {elapsed:.1f}s"
     if command[0] == "raw":
         assert out["stopped"] == "stopped after 4s in all"

@@ -35,7 +35,7 @@ def feed_bytewise(data: bytes) -> list[framing.Message]:
     decoder = MessageDecoder(LIMIT)
     found: list[framing.Message] = []
     for i in range(len(data)):
-        decoder.feed(data[i:i + 1])
+        decoder.feed(data[i : i + 1])
         found.extend(decoder.messages())
     decoder.receive_eof()
     return found
@@ -63,7 +63,7 @@ def test_valid_message(name: str, feed) -> None:
     assert message.value == value
     assert message.is_json == (value is not None)
     length = message.header["content-length"]
-    assert message.content == wire[len(wire) - length:]
+    assert message.content == wire[len(wire) - length :]
 
 
 @pytest.mark.parametrize("feed", FEEDERS)
@@ -137,15 +137,18 @@ def test_buffer_is_a_bytearray_compacted_as_it_goes() -> None:
     assert len(decoder._buffer) < 200  # consumed bytes do not pile up
 
 
-@pytest.mark.parametrize(("call", "code"), [
-    (lambda: encode_json(["not", "an", "object"]), "bad-content"),  # type: ignore[arg-type]
-    (lambda: encode_json({"x": object()}), "bad-content"),
-    (lambda: encode_json({"x": 1}, "klingon"), "bad-encoding"),
-    (lambda: encode_binary("text, not bytes"), "bad-content"),  # type: ignore[arg-type]
-    (lambda: encode_binary(b"x", content_type="text/json"), "bad-content"),
-    (lambda: encode_message(b"", "x" * 70000, "binary"), "header-too-large"),
-    (lambda: encode_json({}, extra_header={"content-length": 5}), "bad-header"),
-])
+@pytest.mark.parametrize(
+    ("call", "code"),
+    [
+        (lambda: encode_json(["not", "an", "object"]), "bad-content"),  # type: ignore[arg-type]
+        (lambda: encode_json({"x": object()}), "bad-content"),
+        (lambda: encode_json({"x": 1}, "klingon"), "bad-encoding"),
+        (lambda: encode_binary("text, not bytes"), "bad-content"),  # type: ignore[arg-type]
+        (lambda: encode_binary(b"x", content_type="text/json"), "bad-content"),
+        (lambda: encode_message(b"", "x" * 70000, "binary"), "header-too-large"),
+        (lambda: encode_json({}, extra_header={"content-length": 5}), "bad-header"),
+    ],
+)
 def test_local_errors_are_ours_not_the_peers(call, code: str) -> None:
     with pytest.raises(LocalProtocolError) as raised:
         call()
@@ -164,15 +167,20 @@ def test_wire_identical_to_the_tutorials_framing() -> None:
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=12)
+    max_leaves=12,
+)
 extra_headers = st.dictionaries(
-    st.text(min_size=1).filter(lambda k: k not in framing.REQUIRED_KEYS), json_values, max_size=3)
+    st.text(min_size=1).filter(lambda k: k not in framing.REQUIRED_KEYS), json_values, max_size=3
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(obj=st.dictionaries(st.text(), json_values, max_size=5),
-       encoding=st.sampled_from(["utf-8", "utf-16", "utf-32"]), extra=extra_headers,
-       byteorder=st.sampled_from(["little", "big"]))
+@given(
+    obj=st.dictionaries(st.text(), json_values, max_size=5),
+    encoding=st.sampled_from(["utf-8", "utf-16", "utf-32"]),
+    extra=extra_headers,
+    byteorder=st.sampled_from(["little", "big"]),
+)
 def test_json_round_trip(obj: dict, encoding: str, extra: dict, byteorder: str) -> None:
     decoder = MessageDecoder(1 << 20)
     decoder.feed(encode_json(obj, encoding, byteorder=byteorder, extra_header=extra))
@@ -183,11 +191,14 @@ def test_json_round_trip(obj: dict, encoding: str, extra: dict, byteorder: str) 
 
 
 @settings(max_examples=300, deadline=None)
-@given(content=st.binary(max_size=3000),
-       content_type=st.text(min_size=1).filter(lambda t: t != framing.JSON_TYPE),
-       splits=st.lists(st.integers(min_value=0, max_value=3100), max_size=6))
-def test_binary_round_trip_across_any_split(content: bytes, content_type: str,
-                                            splits: list[int]) -> None:
+@given(
+    content=st.binary(max_size=3000),
+    content_type=st.text(min_size=1).filter(lambda t: t != framing.JSON_TYPE),
+    splits=st.lists(st.integers(min_value=0, max_value=3100), max_size=6),
+)
+def test_binary_round_trip_across_any_split(
+    content: bytes, content_type: str, splits: list[int]
+) -> None:
     wire = encode_binary(content, content_type) * 2
     decoder = MessageDecoder(1 << 20)
     found: list[framing.Message] = []
@@ -200,10 +211,14 @@ def test_binary_round_trip_across_any_split(content: bytes, content_type: str,
 
 
 @settings(max_examples=500, deadline=None)
-@given(data=st.binary(max_size=400), splits=st.lists(st.integers(0, 400), max_size=5),
-       eof=st.booleans())
-def test_arbitrary_bytes_raise_only_the_codecs_errors(data: bytes, splits: list[int],
-                                                     eof: bool) -> None:
+@given(
+    data=st.binary(max_size=400),
+    splits=st.lists(st.integers(0, 400), max_size=5),
+    eof=st.booleans(),
+)
+def test_arbitrary_bytes_raise_only_the_codecs_errors(
+    data: bytes, splits: list[int], eof: bool
+) -> None:
     decoder = MessageDecoder(256)
     previous = 0
     try:

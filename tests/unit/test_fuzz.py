@@ -19,8 +19,12 @@ import targets  # noqa: E402
 
 TARGETS = targets.TARGETS
 SHORT_RUN_S = 8  # per target: the suite's share of fuzzing (`make fuzz` runs longer)
-KEPT = [path for target in TARGETS for folder in (FUZZ / "seeds", FUZZ.parents[1] / ".fuzz")
-        for path in sorted((folder / target).glob("*"))]
+KEPT = [
+    path
+    for target in TARGETS
+    for folder in (FUZZ / "seeds", FUZZ.parents[1] / ".fuzz")
+    for path in sorted((folder / target).glob("*"))
+]
 
 
 def test_every_seed_is_in_the_repo() -> None:
@@ -37,10 +41,21 @@ def test_kept_input_replays_cleanly(path: Path) -> None:
 @pytest.mark.parametrize("target", sorted(TARGETS))
 def test_a_short_fuzz_run_finds_nothing(target: str, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, str(FUZZ / "run.py"), target, f"-max_total_time={SHORT_RUN_S}",
-         "-max_len=4096", f"-artifact_prefix={tmp_path}/", str(tmp_path),
-         str(FUZZ / "seeds" / target)],
-        capture_output=True, text=True, timeout=SHORT_RUN_S + 60, check=False)
+        [
+            sys.executable,
+            str(FUZZ / "run.py"),
+            target,
+            f"-max_total_time={SHORT_RUN_S}",
+            "-max_len=4096",
+            f"-artifact_prefix={tmp_path}/",
+            str(tmp_path),
+            str(FUZZ / "seeds" / target),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=SHORT_RUN_S + 60,
+        check=False,
+    )
     done = [line for line in proc.stderr.splitlines() if line.startswith("Done ")]
     print(f"{target}: {done[-1] if done else proc.stderr[-2000:]}")
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -54,4 +69,5 @@ def test_the_cost_oracle_finds_a_quadratic_parser() -> None:
     with pytest.raises(targets.CostFinding, match="us a byte"):
         quadratic(b'"' + b'\\"' * (4 << 10))
     targets.with_cost_oracle(targets.codec_one_input)(  # the codec on the same bytes: linear
-        b"\x00\x0f" + framing.encode_json({"v": '"' * (16 << 10)})[:-3])
+        b"\x00\x0f" + framing.encode_json({"v": '"' * (16 << 10)})[:-3]
+    )

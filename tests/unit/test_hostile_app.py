@@ -64,6 +64,7 @@ def test_deeply_nested_content_is_an_error_reply_not_a_crash(depth: int) -> None
 @pytest.mark.parametrize("where", ["header", "content"])
 def test_depth_bound_is_exact(where: str) -> None:
     """MAX_JSON_DEPTH levels (the top-level object is one) pass; one more does not."""
+
     def nested(levels: int) -> dict:
         value: object = []
         for _ in range(levels - 2):
@@ -75,8 +76,11 @@ def test_depth_bound_is_exact(where: str) -> None:
         if where == "content":
             conn.receive(framing.encode_json(nested(levels)))
         else:
-            conn.receive(framing.encode_json({"action": "echo", "value": 1},
-                                             extra_header={"x": nested(levels)["value"]}))
+            conn.receive(
+                framing.encode_json(
+                    {"action": "echo", "value": 1}, extra_header={"x": nested(levels)["value"]}
+                )
+            )
         if fine:
             assert conn.closing is None and error_code(conn.replies()[0]) is None
         else:
@@ -100,19 +104,46 @@ def test_value_bound_is_exact_and_brackets_in_strings_do_not_count() -> None:
     assert conn.replies()[0].value == {"result": tricky["value"]}
 
 
-@pytest.mark.parametrize("encoding", [
-    "undefined", "punycode", "idna", "rot13", "base64", "hex", "zlib", "uu", "raw_unicode_escape",
-    "unicode_escape", "utf-7", "cp1252", "mbcs", "", " utf-8", "utf-8\x00", "x" * 65000,
-])
+@pytest.mark.parametrize(
+    "encoding",
+    [
+        "undefined",
+        "punycode",
+        "idna",
+        "rot13",
+        "base64",
+        "hex",
+        "zlib",
+        "uu",
+        "raw_unicode_escape",
+        "unicode_escape",
+        "utf-7",
+        "cp1252",
+        "mbcs",
+        "",
+        " utf-8",
+        "utf-8\x00",
+        "x" * 65000,
+    ],
+)
 def test_only_allowed_encodings_reach_a_codec(encoding: str) -> None:
     conn = app()
     conn.receive(content_frame(b'{"action": "echo", "value": ".."}', encoding))
     assert only_error(conn) == "bad-encoding"
 
 
-@pytest.mark.parametrize("encoding", [
-    *sorted(framing.TEXT_ENCODINGS), "UTF-8", "utf_8", "UTF-16LE", "Latin-1", "ISO-8859-1",
-    "US-ASCII"])
+@pytest.mark.parametrize(
+    "encoding",
+    [
+        *sorted(framing.TEXT_ENCODINGS),
+        "UTF-8",
+        "utf_8",
+        "UTF-16LE",
+        "Latin-1",
+        "ISO-8859-1",
+        "US-ASCII",
+    ],
+)
 def test_allowed_encodings_and_their_spellings_work_both_ways(encoding: str) -> None:
     conn = app()
     conn.receive(framing.encode_json({"action": "reverse", "value": "abc\u00e9"}, encoding))
@@ -163,8 +194,9 @@ def _frozen_cpu_s(work: Callable[[], object]) -> float:
         gc.unfreeze()
 
 
-_REFERENCE = json.dumps([1.7976931348623157e308, -12345678, 1.2e-30, "\u00e9\\\"", [[[]]],
-                         {"k": None}] * 2000)  # 160 KB of the kinds of values below
+_REFERENCE = json.dumps(
+    [1.7976931348623157e308, -12345678, 1.2e-30, '\u00e9\\"', [[[]]], {"k": None}] * 2000
+)  # 160 KB of the kinds of values below
 
 
 def _reference_task_s() -> float:
@@ -202,23 +234,33 @@ def _numbers(token: str, count: int) -> bytes:
 
 WORST_CASES = {  # the most expensive requests within the limits we could think of
     "punycode 18 KB (once quadratic)": content_frame(
-        json.dumps({"action": "echo", "value": "\u00e9a" * 9000}).encode(), "punycode"),
+        json.dumps({"action": "echo", "value": "\u00e9a" * 9000}).encode(), "punycode"
+    ),
     "short floats at the value bound": _numbers("1.2e-30", framing.MAX_JSON_VALUES - 3),
     "long floats at the size bound": _numbers("1.7976931348623157e308", CONTENT // 23 - 2),
     "integers at the value bound": _numbers("-12345678", framing.MAX_JSON_VALUES - 3),
     "strings at the value bound": framing.encode_json(
-        {"action": "echo", "value": ["\u00e9\\\""] * (framing.MAX_JSON_VALUES - 3)}),
+        {"action": "echo", "value": ['\u00e9\\"'] * (framing.MAX_JSON_VALUES - 3)}
+    ),
     "one string of escapes at the size bound": framing.encode_json(
-        {"action": "echo", "value": "\x01" * (CONTENT // 6 - 40)}),
+        {"action": "echo", "value": "\x01" * (CONTENT // 6 - 40)}
+    ),
     "towers at the depth bound": framing.encode_json(
-        {"action": "echo", "value": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]
-         * (framing.MAX_JSON_VALUES // 31)}),
+        {
+            "action": "echo",
+            "value": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]
+            * (framing.MAX_JSON_VALUES // 31),
+        }
+    ),
     "utf-32 content, utf-32 reply": framing.encode_json(
-        {"action": "echo", "value": "x" * (CONTENT // 4 - 40)}, "utf-32"),
+        {"action": "echo", "value": "x" * (CONTENT // 4 - 40)}, "utf-32"
+    ),
     "commas in strings at the size bound": framing.encode_json(
-        {"action": "echo", "value": "," * (CONTENT - 40)}),
+        {"action": "echo", "value": "," * (CONTENT - 40)}
+    ),
     "search for a large value": framing.encode_json(
-        {"action": "search", "value": list(range(framing.MAX_JSON_VALUES - 3))}),
+        {"action": "search", "value": list(range(framing.MAX_JSON_VALUES - 3))}
+    ),
     "a read full of pipelined whoami": framing.encode_json({"action": "whoami"}) * 4000,
     "a read full of tiny binary requests": framing.encode_message(b"", "x", "x") * 4000,
 }
@@ -231,37 +273,53 @@ def longest_turns() -> dict[str, list[float]]:
     whose heap makes allocation and garbage collection slower for reasons not the server's."""
     here = Path(__file__).resolve().parent
     path = os.pathsep.join(str(here.parents[1] / part) for part in ("tests", "tests/unit"))
-    code = ("import json, test_hostile_app as t\n"
-            "print(json.dumps({name: t._longest_turn_in_refs(wire)"
-            " for name, wire in t.WORST_CASES.items()}))")
-    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": path},
-                          capture_output=True, text=True, timeout=120, check=False)
+    code = (
+        "import json, test_hostile_app as t\n"
+        "print(json.dumps({name: t._longest_turn_in_refs(wire)"
+        " for name, wire in t.WORST_CASES.items()}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
 
 
 @pytest.mark.parametrize("name", sorted(WORST_CASES))
-def test_no_request_holds_the_loop_long(name: str,
-                                        longest_turns: dict[str, list[float]]) -> None:
+def test_no_request_holds_the_loop_long(name: str, longest_turns: dict[str, list[float]]) -> None:
     wire = WORST_CASES[name]
     assert len(wire) <= CONTENT + 4096 or name.startswith("a read")
     refs, spent = longest_turns[name]
-    print(f"{name}: {len(wire)} bytes, longest turn {refs:.2f} reference tasks"
-          f" ({spent * 1000:.1f} ms of CPU)")
+    print(
+        f"{name}: {len(wire)} bytes, longest turn {refs:.2f} reference tasks"
+        f" ({spent * 1000:.1f} ms of CPU)"
+    )
     assert refs < LOOP_TIME_BOUND_REFS
 
 
-@pytest.mark.parametrize(("name", "wire"), [
-    ("huge content-type", raw_frame(header(**{"content-type": ["x" * 60000]}))),
-    ("huge content-length", raw_frame(header(**{"content-length": "9" * 60000}))),
-    ("huge byteorder", raw_frame(header(byteorder="\u00e9" * 10000))),
-    ("escapes in the action", framing.encode_json({"action": "\x00" * 100_000})),
-    ("a huge action", framing.encode_json({"action": ["x"] * 50_000})),
-    ("a huge unknown encoding", content_frame(b"{}", "\x00" * 10000)),
-    ("a search for a huge value", framing.encode_json({"action": "search", "value": "x" * 10**6})),
-])
+@pytest.mark.parametrize(
+    ("name", "wire"),
+    [
+        ("huge content-type", raw_frame(header(**{"content-type": ["x" * 60000]}))),
+        ("huge content-length", raw_frame(header(**{"content-length": "9" * 60000}))),
+        ("huge byteorder", raw_frame(header(byteorder="\u00e9" * 10000))),
+        ("escapes in the action", framing.encode_json({"action": "\x00" * 100_000})),
+        ("a huge action", framing.encode_json({"action": ["x"] * 50_000})),
+        ("a huge unknown encoding", content_frame(b"{}", "\x00" * 10000)),
+        (
+            "a search for a huge value",
+            framing.encode_json({"action": "search", "value": "x" * 10**6}),
+        ),
+    ],
+)
 def test_replies_and_logs_never_repeat_much_of_the_peers_data(
-        name: str, wire: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    name: str, wire: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
     conn = app()
     with caplog.at_level(logging.DEBUG):
         conn.receive(wire)

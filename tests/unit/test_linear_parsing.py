@@ -63,8 +63,9 @@ def cost_per_byte(parse: Callable[[bytes], object], data: bytes) -> float:
     return cpu_per_call(call) / len(data)
 
 
-def growth(parse: Callable[[bytes], object], make: Callable[[int], bytes], n: int,
-           worst_at_n: float = 0.0) -> float:
+def growth(
+    parse: Callable[[bytes], object], make: Callable[[int], bytes], n: int, worst_at_n: float = 0.0
+) -> float:
     """How much longer ``parse`` takes on ``make(16 * n)`` than on ``make(n)``, scaled to 16n
     bytes: 16 for a linear cost. With ``worst_at_n`` (the entry point's costliest family's cost
     per byte at n), measured against the costlier of the two."""
@@ -111,8 +112,10 @@ def decode_frames(wire: bytes) -> list[framing.Message]:
 
 def as_header(text: bytes) -> bytes:
     """A frame whose header is ``text`` (a JSON object with the required keys first)."""
-    required = b'{"byteorder": "big", "content-type": "x", "content-encoding": "x", ' \
-               b'"content-length": 0, "extra": '
+    required = (
+        b'{"byteorder": "big", "content-type": "x", "content-encoding": "x", '
+        b'"content-length": 0, "extra": '
+    )
     return raw_frame(None, header_bytes=required + text + b"}")
 
 
@@ -131,16 +134,28 @@ def read_reply(wire: bytes) -> list[object]:
 
 ENTRY_POINTS: dict[str, tuple[Callable[[bytes], object], Callable[[bytes], bytes], int]] = {
     # name: (parse, wrap a JSON family's text into that entry point's input, n)
-    "JSON shape check": (lambda b: framing.check_json_shape(b.decode("utf-8", "replace")),
-                         lambda text: text, 2048),
+    "JSON shape check": (
+        lambda b: framing.check_json_shape(b.decode("utf-8", "replace")),
+        lambda text: text,
+        2048,
+    ),
     "frame header": (decode_frames, as_header, 2048),  # 16n stays within 65,535 bytes
     "JSON content, utf-8": (decode_frames, content_frame, 16384),
-    "JSON content, utf-16": (decode_frames, lambda text: content_frame(
-        text.decode("utf-8").encode("utf-16"), "utf-16"), 8192),
-    "JSON content, utf-32": (decode_frames, lambda text: content_frame(
-        text.decode("utf-8").encode("utf-32"), "utf-32"), 4096),
-    "JSON content, latin-1": (decode_frames, lambda text: content_frame(
-        text.decode("utf-8").encode("latin-1", "replace"), "latin-1"), 16384),
+    "JSON content, utf-16": (
+        decode_frames,
+        lambda text: content_frame(text.decode("utf-8").encode("utf-16"), "utf-16"),
+        8192,
+    ),
+    "JSON content, utf-32": (
+        decode_frames,
+        lambda text: content_frame(text.decode("utf-8").encode("utf-32"), "utf-32"),
+        4096,
+    ),
+    "JSON content, latin-1": (
+        decode_frames,
+        lambda text: content_frame(text.decode("utf-8").encode("latin-1", "replace"), "latin-1"),
+        16384,
+    ),
     "a client reading a reply": (read_reply, as_reply, 16384),
 }
 
@@ -177,9 +192,19 @@ def test_greeting_parsing_is_linear(family: str) -> None:
 
 def test_the_frame_length_prefix_costs_nothing_per_byte_it_announces() -> None:
     """A length prefix (or content-length) promising much, then little: no work until bytes."""
-    ratio = growth(decode_frames, lambda n: raw_frame({
-        "byteorder": "big", "content-type": "x", "content-encoding": "x",
-        "content-length": 1 << 21}, b"x" * n), 16384)
+    ratio = growth(
+        decode_frames,
+        lambda n: raw_frame(
+            {
+                "byteorder": "big",
+                "content-type": "x",
+                "content-encoding": "x",
+                "content-length": 1 << 21,
+            },
+            b"x" * n,
+        ),
+        16384,
+    )
     assert ratio < RATIO_BOUND
 
 
@@ -187,6 +212,7 @@ def test_this_test_catches_a_quadratic_parser() -> None:
     """The old string pattern (it rescanned from every escaped quote) fails the same check, so
     the bound above can fail."""
     old = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
-    ratio = growth(lambda b: old.sub("", b.decode()),
-                   JSON_FAMILIES["escaped quotes, unterminated"], 1024)
+    ratio = growth(
+        lambda b: old.sub("", b.decode()), JSON_FAMILIES["escaped quotes, unterminated"], 1024
+    )
     assert ratio > RATIO_BOUND, f"x{ratio:.1f}: the harness cannot tell quadratic from linear"

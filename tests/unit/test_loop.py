@@ -128,6 +128,7 @@ def test_nothing_outlives_its_connection_with_the_collector_off() -> None:
 
 def test_a_protocol_that_forgets_to_let_go_is_let_go_of_anyway() -> None:
     """connection_lost without super(): the transport still breaks the cycle."""
+
     class Forgetful(Protocol):
         name = "forgetful"
 
@@ -171,7 +172,7 @@ def test_a_peer_that_pipelines_without_reading_is_held_to_the_high_water_mark() 
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 try:
-                    took = sock.send(batch[sent % len(batch):])  # a partial send: go on from there
+                    took = sock.send(batch[sent % len(batch) :])  # a partial send: go on from there
                     sent += took
                     stalled_since = None
                 except BlockingIOError:
@@ -206,8 +207,9 @@ def test_a_reply_the_budget_cannot_take_is_refused_with_an_error() -> None:
 def test_a_reply_over_the_limit_is_an_error_and_the_connection_goes_on() -> None:
     with InProcessServer(max_reply_bytes=256 << 10) as server, server.connect("app") as sock:
         numbers = b'{"action": "echo", "value": [' + b"1e15," * 20_000 + b"1]}"
-        sock.sendall(content_frame(numbers) + framing.encode_json({"action": "reverse",
-                                                                   "value": "ab"}))
+        sock.sendall(
+            content_frame(numbers) + framing.encode_json({"action": "reverse", "value": "ab"})
+        )
         first, second = read_replies(sock, 2)
         assert first.value["error"]["code"] == "reply-too-large"
         assert second.value == {"result": "ba"}
@@ -216,8 +218,9 @@ def test_a_reply_over_the_limit_is_an_error_and_the_connection_goes_on() -> None
 # -- time: fair turns -------------------------------------------------------------------------
 def costly_request() -> bytes:
     """An echo of about 500 KB of floats: tens of milliseconds to parse and answer."""
-    return content_frame(b'{"action": "echo", "value": [' + b"1.7976931348623157e308," * 22_000
-                         + b"1]}")
+    return content_frame(
+        b'{"action": "echo", "value": [' + b"1.7976931348623157e308," * 22_000 + b"1]}"
+    )
 
 
 def test_costly_requests_on_many_connections_do_not_hold_up_a_fresh_one() -> None:
@@ -244,8 +247,10 @@ def test_costly_requests_on_many_connections_do_not_hold_up_a_fresh_one() -> Non
         for attacker in attackers:
             attacker.close()
     assert reply.value == {"result": "hserf"}
-    print(f"one costly request: {one * 1000:.0f} ms; a fresh one waited {waited * 1000:.0f} ms "
-          f"behind 64 of them, with {still_queued} connections still queued")
+    print(
+        f"one costly request: {one * 1000:.0f} ms; a fresh one waited {waited * 1000:.0f} ms "
+        f"behind 64 of them, with {still_queued} connections still queued"
+    )
     assert still_queued > 0, "the attack was over before the fresh request: no test"
     assert waited < max(4 * one, 0.2), f"waited {waited:.3f}s (one costly request: {one:.3f}s)"
 
@@ -276,7 +281,8 @@ def test_an_ipv6_peer_is_its_64_for_the_per_address_cap() -> None:
             server.loop.add(a, peer_of((address, 40000, 0, 0)), Protocol())
         same_network = peer_of(("fd00:1:2:3::c", 40001, 0, 0))
         assert server.loop.admission(same_network) == (
-            "over 2 connections from one network (fd00:1:2:3::/64)")
+            "over 2 connections from one network (fd00:1:2:3::/64)"
+        )
         assert server.loop.admission(peer_of(("fd00:1:2:4::a", 40000, 0, 0))) is None
         v4 = peer_of(("::ffff:10.0.0.1", 40000, 0, 0))
         assert (v4.ip, v4.key) == ("10.0.0.1", "10.0.0.1")
@@ -295,8 +301,10 @@ def test_two_echo_services_cannot_ping_pong() -> None:
     """Another echo service, on any port, answers our echo: the loop is cut after a few
     rounds (without the guard it runs until the rate limit, thousands a second)."""
     guard = EchoLoopGuard()
-    with InProcessServer(udp_rate_per_source=100_000) as server, \
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+    with (
+        InProcessServer(udp_rate_per_source=100_000) as server,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other,
+    ):
         other.bind(("127.0.0.1", 0))
         other.settimeout(0.5)
         target = ("127.0.0.1", server.ports["udp-echo"])

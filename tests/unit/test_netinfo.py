@@ -4,13 +4,16 @@ import pytest
 from lab import netinfo
 
 
-@pytest.mark.parametrize(("raw", "plain"), [
-    ("::ffff:172.20.0.3", "172.20.0.3"),
-    ("172.20.0.3", "172.20.0.3"),
-    ("fd5a:0:0::0003", "fd5a::3"),
-    ("fe80::1%eth0", "fe80::1"),
-    ("not-an-ip", "not-an-ip"),
-])
+@pytest.mark.parametrize(
+    ("raw", "plain"),
+    [
+        ("::ffff:172.20.0.3", "172.20.0.3"),
+        ("172.20.0.3", "172.20.0.3"),
+        ("fd5a:0:0::0003", "fd5a::3"),
+        ("fe80::1%eth0", "fe80::1"),
+        ("not-an-ip", "not-an-ip"),
+    ],
+)
 def test_plain_ip(raw: str, plain: str) -> None:
     assert netinfo.plain_ip(raw) == plain
 
@@ -20,10 +23,17 @@ def test_endpoint_brackets_ipv6_only() -> None:
     assert netinfo.endpoint(("fd00::2", 443, 0, 0)) == "[fd00::2]:443"
 
 
-@pytest.mark.parametrize(("ip", "loopback"), [
-    ("127.0.0.1", True), ("::1", True), ("::ffff:127.0.0.5", True), ("172.20.0.2", False),
-    ("fd00::2", False), ("garbage", False),
-])
+@pytest.mark.parametrize(
+    ("ip", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("::ffff:127.0.0.5", True),
+        ("172.20.0.2", False),
+        ("fd00::2", False),
+        ("garbage", False),
+    ],
+)
 def test_is_loopback(ip: str, loopback: bool) -> None:
     assert netinfo.is_loopback(ip) is loopback
 

@@ -70,14 +70,20 @@ def daytime_exchange(at: Target) -> list[Result]:
 
 
 # -- 4. its row ---------------------------------------------------------------------------------
-DAYTIME = registry.Listener("daytime", "tcp", "daytime_port", 13,
-                            protocol="test_registry:DaytimeProtocol",
-                            probe="test_registry:daytime_probe",
-                            exchange="test_registry:daytime_exchange")
+DAYTIME = registry.Listener(
+    "daytime",
+    "tcp",
+    "daytime_port",
+    13,
+    protocol="test_registry:DaytimeProtocol",
+    probe="test_registry:daytime_probe",
+    exchange="test_registry:daytime_exchange",
+)
 
 
 def test_a_listener_added_through_the_registry_alone_is_served_probed_and_demoed(
-        capsys: pytest.CaptureFixture[str]) -> None:
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with registry.extended(DAYTIME), InProcessServer() as server:
         port = server.ports["daytime"]  # served (the server's wiring read the row)
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as sock:
@@ -87,8 +93,9 @@ def test_a_listener_added_through_the_registry_alone_is_served_probed_and_demoed
         assert "daytime" in capsys.readouterr().out.split(" answered on ")[0]
 
         lines: list[str] = []  # reached by the demo, in the order of the table
-        result = demo.run(Target("127.0.0.1", 0, deadline_s=2, timeout_s=TIMEOUT_S),
-                          server.ports, lines.append)
+        result = demo.run(
+            Target("127.0.0.1", 0, deadline_s=2, timeout_s=TIMEOUT_S), server.ports, lines.append
+        )
         kinds = [each.command for each in result.exchanges]
         assert kinds == ["echo", "udp", "greet", "app", "app", "app", "daytime"]
         assert any(line.strip().startswith("daytime   IPv4") for line in lines)

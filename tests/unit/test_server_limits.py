@@ -76,8 +76,9 @@ BUGS = {  # where the bug is, and what makes it fire
 
 
 @pytest.mark.parametrize("hook", sorted(BUGS))
-def test_a_bug_in_one_connection_closes_it_and_the_loop_serves_the_rest(make_server,
-                                                                         hook: str) -> None:
+def test_a_bug_in_one_connection_closes_it_and_the_loop_serves_the_rest(
+    make_server, hook: str
+) -> None:
     cls, trigger = BUGS[hook]
     server = make_server(INJECT.format(cls=cls, hook=hook, trigger=trigger))
     bystander = connect(server.ports["tcp-echo"])
@@ -121,7 +122,7 @@ def test_over_the_memory_budget_the_connections_holding_most_are_closed(make_ser
     # others can finish its 1 MiB frame (and is freed once answered) within the budget.
     for size in (200 << 10, 300 << 10, 1000 << 10, 900 << 10, 800 << 10):
         sock = connect(server.ports["app"])
-        head = framing.encode_message(b"\0" * (1 << 20), "x", "x")[:-(1 << 20)]
+        head = framing.encode_message(b"\0" * (1 << 20), "x", "x")[: -(1 << 20)]
         sock.sendall(head + b"\0" * size)  # a frame of 1 MiB, left unfinished
         holders.append((size, sock))
         time.sleep(0.2)  # let the server read it before the next one arrives
@@ -164,8 +165,7 @@ def test_a_client_that_never_speaks_is_closed_after_the_first_byte_timeout(make_
 def test_a_trickle_is_cut_at_the_max_lifetime(make_server) -> None:
     """1 byte every 0.4 s beats any idle timeout; the lifetime ends it, between exchanges or,
     for a peer never quiet when we look, a frame deadline later."""
-    server = make_server(LAB_MAX_LIFETIME_S="2", LAB_IDLE_TIMEOUT_S="1",
-                         LAB_FRAME_DEADLINE_S="1")
+    server = make_server(LAB_MAX_LIFETIME_S="2", LAB_IDLE_TIMEOUT_S="1", LAB_FRAME_DEADLINE_S="1")
     sock = connect(server.ports["tcp-echo"])
     started = time.monotonic()
     with pytest.raises(OSError):
@@ -202,8 +202,11 @@ def test_udp_echo_is_rate_limited_per_source_and_drops_are_counted(make_server) 
     server.expect("over the rate per source")
     assert server.terminate() == 0
     summary = server.expect("stopped: ")
-    counted = re.search(r"(\d+) datagrams echoed, (\d+) dropped \(over the rate per source: "
-                        r"(\d+)\)", summary)
+    counted = re.search(
+        r"(\d+) datagrams echoed, (\d+) dropped \(over the rate per source: "
+        r"(\d+)\)",
+        summary,
+    )
     assert counted is not None, summary
     assert int(counted.group(1)) == echoed and int(counted.group(2)) == 300 - echoed
 
@@ -218,18 +221,32 @@ def test_a_flood_of_bad_frames_is_summarised_not_logged_line_by_line(make_server
     assert server.terminate() == 0
     server.expect("stopped: ")
     lines = [line for line in server.seen if "bad frame from peer=" in line]
-    summaries = [int(n) for line in server.seen
-                 for n in re.findall(r"suppressed (\d+) more bad-frame warning", line)]
+    summaries = [
+        int(n)
+        for line in server.seen
+        for n in re.findall(r"suppressed (\d+) more bad-frame warning", line)
+    ]
     assert len(lines) <= 10 and len(lines) + sum(summaries) == 40
 
 
 # -- health check ----------------------------------------------------------------------------
 def _healthcheck(server: LocalServer, **settings: str) -> subprocess.CompletedProcess:
-    env = {**server.env, "LAB_ECHO_PORT": str(server.ports["tcp-echo"]),
-           "LAB_UDP_PORT": str(server.ports["udp-echo"]), "LAB_APP_PORT": str(server.ports["app"]),
-           "LAB_GREET_PORT": str(server.ports["greeting"]), **settings}
-    return subprocess.run([sys.executable, "-m", "labserver", "--healthcheck"], env=env,
-                          capture_output=True, text=True, timeout=10, check=False)
+    env = {
+        **server.env,
+        "LAB_ECHO_PORT": str(server.ports["tcp-echo"]),
+        "LAB_UDP_PORT": str(server.ports["udp-echo"]),
+        "LAB_APP_PORT": str(server.ports["app"]),
+        "LAB_GREET_PORT": str(server.ports["greeting"]),
+        **settings,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "labserver", "--healthcheck"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("bind", ["127.0.0.1", "::1", "0.0.0.0"])
@@ -272,9 +289,26 @@ def test_client_meets_a_deeply_nested_reply_with_exit_5_not_a_traceback() -> Non
 
         threading.Thread(target=serve, daemon=True).start()
         proc = subprocess.run(
-            [sys.executable, "-m", "labclient", "app", "echo", "x", "--host", "127.0.0.1",
-             "--port", str(listener.getsockname()[1]), "--deadline", "2", "--json"],
-            capture_output=True, text=True, timeout=30, check=False)
+            [
+                sys.executable,
+                "-m",
+                "labclient",
+                "app",
+                "echo",
+                "x",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(listener.getsockname()[1]),
+                "--deadline",
+                "2",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
     assert proc.returncode == 5, proc.stderr
     assert "Traceback" not in proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1])["ok"] is False
@@ -285,8 +319,10 @@ def test_client_meets_a_deeply_nested_reply_with_exit_5_not_a_traceback() -> Non
 def test_out_of_file_descriptors_pauses_accepting_and_recovers(make_server) -> None:
     """More clients than descriptors: the server pauses accepting for a moment (one warning),
     keeps its own sockets working, and serves again once clients go."""
-    server = make_server("import resource\nresource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))",
-                         LAB_MAX_CONNECTIONS="1000")
+    server = make_server(
+        "import resource\nresource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))",
+        LAB_MAX_CONNECTIONS="1000",
+    )
     clients = []
     for _ in range(60):  # more than the 48 descriptors the process has
         clients.append(connect(server.ports["tcp-echo"]))

@@ -73,15 +73,27 @@ def test_over_capacity_is_told_and_counted(make_server) -> None:
         sock.close()
 
 
-@pytest.mark.parametrize(("setting", "value", "message"), [
-    ("LAB_MAX_CONNECTIONS", "lots", "LAB_MAX_CONNECTIONS='lots' is not a valid int"),
-    ("LAB_SERVER", "forking",
-     "LAB_SERVER='forking' is not one of lab, blocking, threaded, multiconn"),
-])
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("LAB_MAX_CONNECTIONS", "lots", "LAB_MAX_CONNECTIONS='lots' is not a valid int"),
+        (
+            "LAB_SERVER",
+            "forking",
+            "LAB_SERVER='forking' is not one of lab, blocking, threaded, multiconn",
+        ),
+    ],
+)
 def test_bad_setting_is_one_line_and_exit_2(setting: str, value: str, message: str) -> None:
     env = {**os.environ, setting: value}
-    proc = subprocess.run([sys.executable, "-m", "labserver"], env=env, capture_output=True,
-                          text=True, timeout=TIMEOUT_S, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "labserver"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"labserver: {message}"
 
@@ -99,11 +111,13 @@ def test_reset_mid_exchange_is_one_log_line_and_others_unaffected(local_server) 
 
 
 def test_healthcheck_reports_healthy_then_unhealthy(local_server) -> None:
-    env = {**os.environ,
-           "LAB_ECHO_PORT": str(local_server.ports["tcp-echo"]),
-           "LAB_UDP_PORT": str(local_server.ports["udp-echo"]),
-           "LAB_APP_PORT": str(local_server.ports["app"]),
-           "LAB_GREET_PORT": str(local_server.ports["greeting"])}
+    env = {
+        **os.environ,
+        "LAB_ECHO_PORT": str(local_server.ports["tcp-echo"]),
+        "LAB_UDP_PORT": str(local_server.ports["udp-echo"]),
+        "LAB_APP_PORT": str(local_server.ports["app"]),
+        "LAB_GREET_PORT": str(local_server.ports["greeting"]),
+    }
     check = [sys.executable, "-m", "labserver", "--healthcheck"]
     ok = subprocess.run(check, env=env, capture_output=True, text=True, timeout=10, check=False)
     assert ok.returncode == 0, ok.stdout

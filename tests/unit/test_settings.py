@@ -27,12 +27,15 @@ def test_empty_value_keeps_the_default() -> None:
     assert settings.load(Example, {"LAB_PORT": ""}).port == 1
 
 
-@pytest.mark.parametrize(("var", "value", "message"), [
-    ("LAB_PORT", "eighty", "LAB_PORT='eighty' is not a valid int"),
-    ("LAB_PORT", "-1", "must not be negative"),
-    ("LAB_TIMEOUT_S", "soon", "is not a valid float"),
-    ("LAB_KEEPALIVE", "maybe", "is not a valid bool"),
-])
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        ("LAB_PORT", "eighty", "LAB_PORT='eighty' is not a valid int"),
+        ("LAB_PORT", "-1", "must not be negative"),
+        ("LAB_TIMEOUT_S", "soon", "is not a valid float"),
+        ("LAB_KEEPALIVE", "maybe", "is not a valid bool"),
+    ],
+)
 def test_bad_values_are_one_clear_error(var: str, value: str, message: str) -> None:
     with pytest.raises(settings.SettingsError, match=message):
         settings.load(Example, {var: value})

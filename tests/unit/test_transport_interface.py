@@ -17,18 +17,26 @@ from labserver.transport import TcpTransport
 def members(interface: type) -> dict[str, inspect.Signature | None]:
     """The interface's methods (with their signatures) and attributes (None)."""
     found: dict[str, inspect.Signature | None] = dict.fromkeys(
-        getattr(interface, "__annotations__", {}))
+        getattr(interface, "__annotations__", {})
+    )
     for name, value in vars(interface).items():
         if callable(value) and not name.startswith("_"):
             found[name] = inspect.signature(value)
     return found
 
 
-@pytest.mark.parametrize(("interface", "implementation"), [
-    (Transport, TcpTransport), (Transport, MemoryTransport), (DatagramTransport, UdpListener),
-], ids=["TcpTransport", "MemoryTransport", "UdpListener"])
-def test_implementation_has_every_member_with_the_same_parameters(interface: type,
-                                                                  implementation: type) -> None:
+@pytest.mark.parametrize(
+    ("interface", "implementation"),
+    [
+        (Transport, TcpTransport),
+        (Transport, MemoryTransport),
+        (DatagramTransport, UdpListener),
+    ],
+    ids=["TcpTransport", "MemoryTransport", "UdpListener"],
+)
+def test_implementation_has_every_member_with_the_same_parameters(
+    interface: type, implementation: type
+) -> None:
     wanted = members(interface)
     assert wanted, "the interface lists nothing"
     for name, signature in wanted.items():

@@ -17,5 +17,13 @@ class ComposeStack(Faults, OneOffClients):
     """A lab stack with everything a test or a tool does to it."""
 
 
-__all__ = ["ROOT", "ClientResult", "ClientRun", "ComposeStack", "NotYet", "Stack", "StackError",
-           "wait_for"]
+__all__ = [
+    "ROOT",
+    "ClientResult",
+    "ClientRun",
+    "ComposeStack",
+    "NotYet",
+    "Stack",
+    "StackError",
+    "wait_for",
+]

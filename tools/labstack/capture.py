@@ -16,8 +16,13 @@ import dpkt
 
 VXLAN_PORT = 4789
 VXLAN_HEADER = 8
-TCP_FLAGS = ((dpkt.tcp.TH_SYN, "S"), (dpkt.tcp.TH_FIN, "F"), (dpkt.tcp.TH_RST, "R"),
-             (dpkt.tcp.TH_PUSH, "P"), (dpkt.tcp.TH_ACK, "A"))
+TCP_FLAGS = (
+    (dpkt.tcp.TH_SYN, "S"),
+    (dpkt.tcp.TH_FIN, "F"),
+    (dpkt.tcp.TH_RST, "R"),
+    (dpkt.tcp.TH_PUSH, "P"),
+    (dpkt.tcp.TH_ACK, "A"),
+)
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class Packet:
         return ends == {a, b}
 
     def describe(self) -> str:
-        where = (f"{_endpoint(self.src, self.sport)} > {_endpoint(self.dst, self.dport)}")
+        where = f"{_endpoint(self.src, self.sport)} > {_endpoint(self.dst, self.dport)}"
         what = f"[{self.flags}]" if self.proto == "tcp" else "UDP"
         return f"{where} {what} {len(self.payload)} B"
 
@@ -67,11 +72,23 @@ def _decode(frame: dpkt.Packet, when: float, outer: Packet | None = None) -> lis
         return []
     src, dst, layer4 = _address(ip.src), _address(ip.dst), ip.data
     if isinstance(layer4, dpkt.tcp.TCP):
-        return [Packet(when, "tcp", src, dst, layer4.sport, layer4.dport, bytes(layer4.data),
-                       _flags(layer4), outer)]
+        return [
+            Packet(
+                when,
+                "tcp",
+                src,
+                dst,
+                layer4.sport,
+                layer4.dport,
+                bytes(layer4.data),
+                _flags(layer4),
+                outer,
+            )
+        ]
     if isinstance(layer4, dpkt.udp.UDP):
-        datagram = Packet(when, "udp", src, dst, layer4.sport, layer4.dport, bytes(layer4.data),
-                          outer=outer)
+        datagram = Packet(
+            when, "udp", src, dst, layer4.sport, layer4.dport, bytes(layer4.data), outer=outer
+        )
         if layer4.dport == VXLAN_PORT and outer is None:
             inner = dpkt.ethernet.Ethernet(bytes(layer4.data)[VXLAN_HEADER:])
             return [datagram, *_decode(inner, when, datagram)]
@@ -82,8 +99,11 @@ def _decode(frame: dpkt.Packet, when: float, outer: Packet | None = None) -> lis
 def read(pcap: bytes) -> list[Packet]:
     """Every TCP and UDP packet in a pcap file (Ethernet, or Linux cooked from ``-i any``)."""
     reader = dpkt.pcap.Reader(io.BytesIO(pcap))
-    link = {dpkt.pcap.DLT_EN10MB: dpkt.ethernet.Ethernet, dpkt.pcap.DLT_LINUX_SLL: dpkt.sll.SLL,
-            dpkt.pcap.DLT_LINUX_SLL2: dpkt.sll2.SLL2}.get(reader.datalink())
+    link = {
+        dpkt.pcap.DLT_EN10MB: dpkt.ethernet.Ethernet,
+        dpkt.pcap.DLT_LINUX_SLL: dpkt.sll.SLL,
+        dpkt.pcap.DLT_LINUX_SLL2: dpkt.sll2.SLL2,
+    }.get(reader.datalink())
     if link is None:
         raise ValueError(f"unexpected link type {reader.datalink()} in the capture")
     packets = []
@@ -127,8 +147,9 @@ class Conversation:
     @property
     def handshake(self) -> list[str]:
         """The first three segments' flags with their direction: ["S>", "SA<", "A>"]."""
-        return [f"{p.flags}{'>' if (p.src, p.sport) == self.client else '<'}"
-                for p in self.packets[:3]]
+        return [
+            f"{p.flags}{'>' if (p.src, p.sport) == self.client else '<'}" for p in self.packets[:3]
+        ]
 
     @property
     def first_fin(self) -> str | None:

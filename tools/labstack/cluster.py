@@ -62,10 +62,17 @@ NODE_CAPTURE, NODE_CAPTURE_LOG = "/tmp/capture.pcap", "/tmp/capture.log"  # noqa
 UNCONFINED = ["seccomp=unconfined", "apparmor=unconfined"]
 PRIVILEGE_MODES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("privileged", {"privileged": True, "security_opt": UNCONFINED}),
-    ("all capabilities but SYS_RESOURCE", {
-        "cap_add": ["ALL"], "cap_drop": ["SYS_RESOURCE"], "security_opt": UNCONFINED,
-        # --security-opt systempaths=unconfined: /proc/sys writable (ip_forward, bridges).
-        "MaskedPaths": [], "ReadonlyPaths": []}),
+    (
+        "all capabilities but SYS_RESOURCE",
+        {
+            "cap_add": ["ALL"],
+            "cap_drop": ["SYS_RESOURCE"],
+            "security_opt": UNCONFINED,
+            # --security-opt systempaths=unconfined: /proc/sys writable (ip_forward, bridges).
+            "MaskedPaths": [],
+            "ReadonlyPaths": [],
+        },
+    ),
 )
 
 
@@ -83,15 +90,15 @@ class Node:
 
     @functools.cached_property
     def api(self) -> docker.DockerClient:
-        return docker.DockerClient(base_url=f"unix://{self.socket_dir / 'docker.sock'}",
-                                   timeout=API_TIMEOUT_S)
+        return docker.DockerClient(
+            base_url=f"unix://{self.socket_dir / 'docker.sock'}", timeout=API_TIMEOUT_S
+        )
 
     @property
     def address(self) -> str:
         """The node's address on the underlay (where VXLAN travels)."""
         self.container.reload()
-        return next(iter(self.container.attrs["NetworkSettings"]["Networks"].values())
-                    )["IPAddress"]
+        return next(iter(self.container.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
 
     def exec(self, *command: str, check: bool = True) -> str:
         return self.exec_bytes(*command, check=check).decode(errors="replace")
@@ -99,8 +106,10 @@ class Node:
     def exec_bytes(self, *command: str, check: bool = True) -> bytes:
         code, output = self.container.exec_run(list(command))
         if check and code != 0:
-            raise ClusterError(f"`{' '.join(command)}` on {self.name} exited {code}: "
-                               f"{output.decode(errors='replace')}")
+            raise ClusterError(
+                f"`{' '.join(command)}` on {self.name} exited {code}: "
+                f"{output.decode(errors='replace')}"
+            )
         return output
 
     @contextlib.contextmanager
@@ -108,8 +117,9 @@ class Node:
         """tcpdump on the node's own interface (the underlay) while the block runs; the pcap
         is in the yielded dict's "pcap" afterwards."""
         command = shlex.join(tcpdump_command(interface, bpf, NODE_CAPTURE))
-        self.container.exec_run(["sh", "-c", f"exec {command} >{NODE_CAPTURE_LOG} 2>&1"],
-                                detach=True)
+        self.container.exec_run(
+            ["sh", "-c", f"exec {command} >{NODE_CAPTURE_LOG} 2>&1"], detach=True
+        )
 
         def listening() -> None:
             if "listening on" not in self.exec("cat", NODE_CAPTURE_LOG, check=False):
@@ -133,9 +143,15 @@ class Node:
 class Cluster(Lifecycle):
     """Docker hosts in containers forming one swarm, torn down on exit whatever happened."""
 
-    def __init__(self, nodes: tuple[str, ...] = NODES, images: tuple[str, ...] = IMAGES,
-                 image_tag: str = "latest", run: str | None = None,
-                 say: Any = None, swarm: bool = True) -> None:
+    def __init__(
+        self,
+        nodes: tuple[str, ...] = NODES,
+        images: tuple[str, ...] = IMAGES,
+        image_tag: str = "latest",
+        run: str | None = None,
+        say: Any = None,
+        swarm: bool = True,
+    ) -> None:
         self.names = nodes
         self.images = images
         self.image_tag = image_tag
@@ -163,24 +179,34 @@ class Cluster(Lifecycle):
         self.ensure_node_image()
         options = self.node_options()
         self._socket_root = Path(tempfile.mkdtemp(prefix=f"{self.run}-"))
-        network = self.docker.networks.create(f"{self.run}-underlay", driver="bridge",
-                                              labels=self.labels)
+        network = self.docker.networks.create(
+            f"{self.run}-underlay", driver="bridge", labels=self.labels
+        )
         for name in self.names:
             self.nodes[name] = self._start_node(name, network.name, options)
         for node in self.nodes.values():
-            wait_for(f"{node.name}'s dockerd", lambda n=node: self._daemon_up(n),
-                     DAEMON_UP_WITHIN_S, every_s=0.3)
-        self.say(f"cluster: {len(self.nodes)} Docker hosts up as containers ({self.mode}), "
-                 f"in {time.monotonic() - started:.1f}s")
+            wait_for(
+                f"{node.name}'s dockerd",
+                lambda n=node: self._daemon_up(n),
+                DAEMON_UP_WITHIN_S,
+                every_s=0.3,
+            )
+        self.say(
+            f"cluster: {len(self.nodes)} Docker hosts up as containers ({self.mode}), "
+            f"in {time.monotonic() - started:.1f}s"
+        )
         self._load_images()
         if self.swarm:
             self._form_swarm()
-            self.say(f"cluster: swarm formed: {self.describe_nodes()} "
-                     f"({time.monotonic() - started:.1f}s in all)")
+            self.say(
+                f"cluster: swarm formed: {self.describe_nodes()} "
+                f"({time.monotonic() - started:.1f}s in all)"
+            )
 
     def stop(self) -> None:
         """Remove the nodes (their swarm and containers die with them), their volumes, the
         underlay and the socket folders. Safe to call twice and after a failed start."""
+
         def stop(node: Node) -> None:
             began = time.monotonic()
             # The node's own containers first, so that their cgroups (in the machine's
@@ -214,13 +240,17 @@ class Cluster(Lifecycle):
                     base = line.split("=", 1)[1].strip()
         self.say(f"cluster: building {self.node_image} FROM {base} (Debian's docker.io)")
         try:
-            self.docker.images.build(path=str(ROOT / "services"), dockerfile="node/Dockerfile",
-                                     tag=self.node_image, buildargs={"BASE_IMAGE": base},
-                                     rm=True, pull=False)
+            self.docker.images.build(
+                path=str(ROOT / "services"),
+                dockerfile="node/Dockerfile",
+                tag=self.node_image,
+                buildargs={"BASE_IMAGE": base},
+                rm=True,
+                pull=False,
+            )
         except docker.errors.BuildError as exc:
             log = "".join(str(part.get("stream", "")) for part in exc.build_log)
-            raise ClusterError(f"building {self.node_image} failed: {exc}\n{log[-3000:]}"
-                               ) from None
+            raise ClusterError(f"building {self.node_image} failed: {exc}\n{log[-3000:]}") from None
 
     def node_options(self) -> dict[str, Any]:
         """The most privileged way this engine lets a node run (see PRIVILEGE_MODES)."""
@@ -237,22 +267,27 @@ class Cluster(Lifecycle):
                 refused.append(f"{mode}: {exc.explanation or exc}")
             finally:
                 self.docker.api.remove_container(probe, force=True, v=True)
-        raise ClusterError("this engine cannot run a Docker host in a container: "
-                           + "; ".join(refused))
+        raise ClusterError(
+            "this engine cannot run a Docker host in a container: " + "; ".join(refused)
+        )
 
     def _create(self, options: dict[str, Any], **create: Any) -> str:
         """A container of the node image via the low-level API (the SDK has no systempaths)."""
         options = dict(options)
-        masked = {key: options.pop(key) for key in ("MaskedPaths", "ReadonlyPaths")
-                  if key in options}
+        masked = {
+            key: options.pop(key) for key in ("MaskedPaths", "ReadonlyPaths") if key in options
+        }
         binds = create.pop("binds", {})
         host_config = self.docker.api.create_host_config(
             binds={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"}, **binds},
             tmpfs={"/run": "", "/tmp": ""},  # noqa: S108 (the node's own tmpfs)
-            **options, **create.pop("host", {}))
+            **options,
+            **create.pop("host", {}),
+        )
         host_config.update(masked)
-        return self.docker.api.create_container(self.node_image, host_config=host_config,
-                                                **create)["Id"]
+        return self.docker.api.create_container(self.node_image, host_config=host_config, **create)[
+            "Id"
+        ]
 
     def _start_node(self, name: str, network: str, options: dict[str, Any]) -> Node:
         assert self._socket_root is not None, "start() makes it first"
@@ -260,13 +295,19 @@ class Cluster(Lifecycle):
         socket_dir.mkdir()
         volume = self.docker.volumes.create(f"{self.run}-{name}", labels=self.labels)
         container_id = self._create(
-            options, name=f"{self.run}-{name}", hostname=name, labels=self.labels,
+            options,
+            name=f"{self.run}-{name}",
+            hostname=name,
+            labels=self.labels,
             command=DOCKERD_ARGS,
-            binds={volume.name: {"bind": "/var/lib/docker", "mode": "rw"},
-                   str(socket_dir): {"bind": "/run/lab", "mode": "rw"}},
+            binds={
+                volume.name: {"bind": "/var/lib/docker", "mode": "rw"},
+                str(socket_dir): {"bind": "/run/lab", "mode": "rw"},
+            },
             # A cgroup parent of its own per node: each dockerd manages its containers' cgroups
             # in the machine's hierarchy (mounted read-write) without meeting the others'.
-            host={"cgroup_parent": f"sockets-lab-cluster-{name}", "network_mode": network})
+            host={"cgroup_parent": f"sockets-lab-cluster-{name}", "network_mode": network},
+        )
         self.docker.api.start(container_id)
         return Node(name, self.docker.containers.get(container_id), socket_dir)
 
@@ -274,15 +315,19 @@ class Cluster(Lifecycle):
         """Run ``action(node)`` on every node at once; the errors, as "node: error" lines."""
         with ThreadPoolExecutor(max_workers=max(1, len(self.nodes))) as pool:
             futures = {node.name: pool.submit(action, node) for node in self.nodes.values()}
-        return [f"{name}: {future.exception()}" for name, future in futures.items()
-                if future.exception() is not None]
+        return [
+            f"{name}: {future.exception()}"
+            for name, future in futures.items()
+            if future.exception() is not None
+        ]
 
     @staticmethod
     def _daemon_up(node: Node) -> None:
         node.container.reload()
         if node.container.status != "running":
-            raise ClusterError(f"node {node.name} stopped: "
-                               f"{node.container.logs(tail=30).decode(errors='replace')}")
+            raise ClusterError(
+                f"node {node.name} stopped: {node.container.logs(tail=30).decode(errors='replace')}"
+            )
         try:
             node.api.ping()
         except Exception as exc:
@@ -299,6 +344,7 @@ class Cluster(Lifecycle):
             with archives[-1].open("wb") as out:
                 for chunk in self.docker.images.get(name).save(named=True):
                     out.write(chunk)
+
         def load(node: Node) -> None:
             for name, archive in zip(names, archives, strict=True):
                 if self.swarm and node is self.manager and "/server:" in name:
@@ -311,18 +357,27 @@ class Cluster(Lifecycle):
             archive.unlink()
         if errors:
             raise ClusterError(f"loading the images failed: {'; '.join(errors)}")
-        self.say(f"cluster: loaded {', '.join(names)} into {len(self.nodes)} nodes "
-                 f"(saved once, loaded on each: no registry) in "
-                 f"{time.monotonic() - started:.1f}s")
+        self.say(
+            f"cluster: loaded {', '.join(names)} into {len(self.nodes)} nodes "
+            f"(saved once, loaded on each: no registry) in "
+            f"{time.monotonic() - started:.1f}s"
+        )
 
     def _form_swarm(self) -> None:
         manager, *workers = self.nodes.values()
-        manager.api.swarm.init(advertise_addr=manager.address, listen_addr="0.0.0.0:2377",
-                               dispatcher_heartbeat_period=HEARTBEAT_NS)
+        manager.api.swarm.init(
+            advertise_addr=manager.address,
+            listen_addr="0.0.0.0:2377",
+            dispatcher_heartbeat_period=HEARTBEAT_NS,
+        )
         token = manager.api.swarm.attrs["JoinTokens"]["Worker"]
         for worker in workers:
-            worker.api.swarm.join(remote_addrs=[f"{manager.address}:2377"], join_token=token,
-                                  advertise_addr=worker.address, listen_addr="0.0.0.0:2377")
+            worker.api.swarm.join(
+                remote_addrs=[f"{manager.address}:2377"],
+                join_token=token,
+                advertise_addr=worker.address,
+                listen_addr="0.0.0.0:2377",
+            )
 
         def all_ready() -> None:
             states = self.node_states()
@@ -336,34 +391,59 @@ class Cluster(Lifecycle):
         return self.nodes[self.names[0]]
 
     def describe_nodes(self) -> str:
-        return ", ".join(f"{n.name} ({'manager' if n is self.manager else 'worker'}, "
-                         f"{n.address})" for n in self.nodes.values())
+        return ", ".join(
+            f"{n.name} ({'manager' if n is self.manager else 'worker'}, {n.address})"
+            for n in self.nodes.values()
+        )
 
     def node_states(self) -> dict[str, str]:
         """Each node's state as the manager sees it (ready, down, ...)."""
-        return {n.attrs["Description"]["Hostname"]: n.attrs["Status"]["State"]
-                for n in self.manager.api.nodes.list()}
+        return {
+            n.attrs["Description"]["Hostname"]: n.attrs["Status"]["State"]
+            for n in self.manager.api.nodes.list()
+        }
 
     # -- the stack ---------------------------------------------------------------------------
-    def docker_cli(self, *args: str, env: dict[str, str] | None = None,
-                   check: bool = True, timeout_s: float = 120) -> str:
+    def docker_cli(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        check: bool = True,
+        timeout_s: float = 120,
+    ) -> str:
         """The docker CLI against the manager (``docker stack`` has no SDK equivalent)."""
         sock = self.manager.socket_dir / "docker.sock"
-        proc = subprocess.run(["docker", "--host", f"unix://{sock}", *args],
-                              env={"PATH": "/usr/local/bin:/usr/bin:/bin", **(env or {})},
-                              capture_output=True, text=True, timeout=timeout_s, check=False)
+        proc = subprocess.run(
+            ["docker", "--host", f"unix://{sock}", *args],
+            env={"PATH": "/usr/local/bin:/usr/bin:/bin", **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
         if check and proc.returncode != 0:
-            raise ClusterError(f"`docker {' '.join(args)}` exited {proc.returncode}: "
-                               f"{proc.stderr.strip()[-2000:]}")
+            raise ClusterError(
+                f"`docker {' '.join(args)}` exited {proc.returncode}: {proc.stderr.strip()[-2000:]}"
+            )
         return proc.stdout + proc.stderr
 
-    def deploy(self, server_on: str | None = None, client_on: str | None = None,
-               replicas: int = 1, client: bool = False, **env: str) -> None:
+    def deploy(
+        self,
+        server_on: str | None = None,
+        client_on: str | None = None,
+        replicas: int = 1,
+        client: bool = False,
+        **env: str,
+    ) -> None:
         """``docker stack deploy`` of deploy/stack.yaml, the server placed on ``server_on``
         (a node name, or None for any worker); without ``client`` the demo client is scaled
         to 0."""
-        settings = {"LAB_IMAGE_TAG": self.image_tag, "LAB_SERVER_REPLICAS": str(replicas),
-                    "LAB_CLIENT_REPLICAS": "1" if client else "0", **env}
+        settings = {
+            "LAB_IMAGE_TAG": self.image_tag,
+            "LAB_SERVER_REPLICAS": str(replicas),
+            "LAB_CLIENT_REPLICAS": "1" if client else "0",
+            **env,
+        }
         # Tasks go to the workers unless placed: the manager keeps the control plane (a node
         # loss must not take the swarm's only manager) and runs the one-off clients.
         settings.setdefault("LAB_SERVER_CONSTRAINT", "node.role==worker")
@@ -372,9 +452,16 @@ class Cluster(Lifecycle):
             settings["LAB_SERVER_CONSTRAINT"] = f"node.hostname=={server_on}"
         if client_on:
             settings["LAB_CLIENT_CONSTRAINT"] = f"node.hostname=={client_on}"
-        self.docker_cli("stack", "deploy", "--resolve-image", "never",
-                        "--compose-file", str(ROOT / "deploy" / "stack.yaml"), STACK,
-                        env=settings)
+        self.docker_cli(
+            "stack",
+            "deploy",
+            "--resolve-image",
+            "never",
+            "--compose-file",
+            str(ROOT / "deploy" / "stack.yaml"),
+            STACK,
+            env=settings,
+        )
 
     def service(self, name: str = "server") -> Any:
         return self.manager.api.services.get(f"{STACK}_{name}")
@@ -385,8 +472,12 @@ class Cluster(Lifecycle):
 
     @staticmethod
     def _overlay_addresses(task: dict[str, Any]) -> list[str]:
-        return [a.split("/")[0] for net in task.get("NetworksAttachments", [])
-                if net["Network"]["Spec"]["Name"] == OVERLAY for a in net["Addresses"]]
+        return [
+            a.split("/")[0]
+            for net in task.get("NetworksAttachments", [])
+            if net["Network"]["Spec"]["Name"] == OVERLAY
+            for a in net["Addresses"]
+        ]
 
     def tasks(self, name: str = "server", state: str = "running") -> list[dict[str, str]]:
         """The service's tasks in ``state``: node, container, overlay address, task id."""
@@ -397,10 +488,16 @@ class Cluster(Lifecycle):
             if status["State"] != state:
                 continue
             addresses = self._overlay_addresses(task)
-            found.append({"id": task["ID"], "node": hostnames.get(task["NodeID"], "?"),
-                          "container": status.get("ContainerStatus", {}).get("ContainerID", ""),
-                          "addresses": addresses, "ip": addresses[0] if addresses else "",
-                          "image": task["Spec"]["ContainerSpec"]["Image"]})
+            found.append(
+                {
+                    "id": task["ID"],
+                    "node": hostnames.get(task["NodeID"], "?"),
+                    "container": status.get("ContainerStatus", {}).get("ContainerID", ""),
+                    "addresses": addresses,
+                    "ip": addresses[0] if addresses else "",
+                    "image": task["Spec"]["ContainerSpec"]["Image"],
+                }
+            )
         return found
 
     def task_history(self, name: str = "server") -> list[str]:
@@ -411,20 +508,26 @@ class Cluster(Lifecycle):
         for task in sorted(self.service(name).tasks(), key=lambda t: t["CreatedAt"]):
             addresses = self._overlay_addresses(task)
             status = task["Status"]
-            lines.append(f"{task['ID'][:10]} on {hostnames.get(task.get('NodeID'), '?')}: "
-                         f"{status['State']} (desired {task['DesiredState']}) "
-                         f"{','.join(addresses) or '-'} {status.get('Err', '')}".rstrip())
+            lines.append(
+                f"{task['ID'][:10]} on {hostnames.get(task.get('NodeID'), '?')}: "
+                f"{status['State']} (desired {task['DesiredState']}) "
+                f"{','.join(addresses) or '-'} {status.get('Err', '')}".rstrip()
+            )
         return lines
 
-    def wait_tasks(self, count: int, name: str = "server", within_s: float = 60,
-                   healthy: bool = True) -> list[dict[str, str]]:
+    def wait_tasks(
+        self, count: int, name: str = "server", within_s: float = 60, healthy: bool = True
+    ) -> list[dict[str, str]]:
         """Wait for ``count`` running tasks of the service (healthy ones, if it has a check)."""
+
         def running() -> list[dict[str, str]]:
             tasks = self.tasks(name)
             ready = [t for t in tasks if not healthy or self.task_healthy(t)]
             if len(ready) != count:
-                raise NotYet(f"{len(ready)} of {count} {name} tasks running and healthy "
-                             f"({[(t['node'], t['ip']) for t in tasks]})")
+                raise NotYet(
+                    f"{len(ready)} of {count} {name} tasks running and healthy "
+                    f"({[(t['node'], t['ip']) for t in tasks]})"
+                )
             return ready
 
         return wait_for(f"{count} {name} task(s)", running, within_s, every_s=0.3)
@@ -444,9 +547,14 @@ class Cluster(Lifecycle):
     def start_client(self, node: str, *args: str, json_output: bool = True) -> ClientRun:
         """A one-off client container on ``node``, attached to the stack's overlay network."""
         container = self.nodes[node].api.containers.run(
-            f"sockets-lab/client:{self.image_tag}", [*args, "--json"] if json_output else
-            list(args), detach=True, network=OVERLAY, labels=self.labels,
-            environment={"LAB_HOST": "server"}, **lab_hardening())
+            f"sockets-lab/client:{self.image_tag}",
+            [*args, "--json"] if json_output else list(args),
+            detach=True,
+            network=OVERLAY,
+            labels=self.labels,
+            environment={"LAB_HOST": "server"},
+            **lab_hardening(),
+        )
         return ClientRun(container, client_json=json_output)
 
     def run_client(self, node: str, *args: str, timeout_s: float = 120) -> ClientResult:
@@ -464,6 +572,7 @@ class Cluster(Lifecycle):
             with contextlib.suppress(Exception):
                 for container in node.api.containers.list(all=True):
                     text = container.logs(tail=tail).decode(errors="replace")
-                    parts.append(f"----- {node.name}: {container.name} ({container.status}) "
-                                 f"-----\n{text}")
+                    parts.append(
+                        f"----- {node.name}: {container.name} ({container.status}) -----\n{text}"
+                    )
         return "\n".join(parts) or "(no containers)"

@@ -26,7 +26,8 @@ class Faults(Stack):
     def reconnect(self, container: Container, alias: str | None = None) -> None:
         """Put it back, with its service name as a DNS alias again."""
         self.docker.networks.get(self.network_name).connect(
-            container, aliases=[alias] if alias else None)
+            container, aliases=[alias] if alias else None
+        )
 
     def shape(self, service: str, delay_ms: int = 0, loss_pct: int = 0) -> str:
         """Delay and drop the service's outgoing packets (both 0: undo). Returns the method
@@ -36,10 +37,16 @@ class Faults(Stack):
         so the capability is effective); the service itself keeps ``cap_drop: [ALL]``.
         """
         output = self.run_helper(
-            "tools", ["labfault", str(delay_ms), str(loss_pct)], f"shaping {service}",
-            network_mode=f"container:{self.container(service).id}", user="0",
-            cap_drop=["ALL"], cap_add=["NET_ADMIN"], read_only=True,
-            security_opt=["no-new-privileges:true"])
+            "tools",
+            ["labfault", str(delay_ms), str(loss_pct)],
+            f"shaping {service}",
+            network_mode=f"container:{self.container(service).id}",
+            user="0",
+            cap_drop=["ALL"],
+            cap_add=["NET_ADMIN"],
+            read_only=True,
+            security_opt=["no-new-privileges:true"],
+        )
         return output.splitlines()[-1]
 
     def crash(self, service: str) -> None:
@@ -47,7 +54,15 @@ class Faults(Stack):
         counts as a deliberate stop, which a restart policy leaves alone.) A helper in the
         host's PID namespace with only CAP_KILL sends the signal."""
         pid = self.process_identity(service)[0]
-        self.run_helper("tools", ["sh", "-c", f"kill -KILL {pid}"],
-                        f"killing {service}'s process {pid}", pid_mode="host", user="0",
-                        cap_drop=["ALL"], cap_add=["KILL"], read_only=True,
-                        security_opt=["no-new-privileges:true"], network_mode="none")
+        self.run_helper(
+            "tools",
+            ["sh", "-c", f"kill -KILL {pid}"],
+            f"killing {service}'s process {pid}",
+            pid_mode="host",
+            user="0",
+            cap_drop=["ALL"],
+            cap_add=["KILL"],
+            read_only=True,
+            security_opt=["no-new-privileges:true"],
+            network_mode="none",
+        )

@@ -71,9 +71,11 @@ def _labelled(engine: docker.DockerClient, label: str) -> list[tuple[str, Any]]:
     """Every container, network and volume carrying ``label`` (``key=value``), containers
     first: they hold the networks and volumes."""
     found = {"label": label}
-    return ([("container", c) for c in engine.containers.list(all=True, filters=found)]
-            + [("network", n) for n in engine.networks.list(filters=found)]
-            + [("volume", v) for v in engine.volumes.list(filters=found)])
+    return (
+        [("container", c) for c in engine.containers.list(all=True, filters=found)]
+        + [("network", n) for n in engine.networks.list(filters=found)]
+        + [("volume", v) for v in engine.volumes.list(filters=found)]
+    )
 
 
 def labelled_leftovers(engine: docker.DockerClient, label: str) -> list[str]:

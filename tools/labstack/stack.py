@@ -53,8 +53,12 @@ class NotYet(Exception):
 
 def wait_for(what: str, check: Any, within_s: float, every_s: float = 0.1) -> Any:
     """Call ``check`` until it returns without raising ``NotYet``; give up after ``within_s``."""
-    retrying = Retrying(stop=stop_after_delay(within_s), wait=wait_fixed(every_s),
-                        retry=retry_if_exception_type(NotYet), reraise=True)
+    retrying = Retrying(
+        stop=stop_after_delay(within_s),
+        wait=wait_fixed(every_s),
+        retry=retry_if_exception_type(NotYet),
+        reraise=True,
+    )
     try:
         return retrying(check)
     except NotYet as exc:
@@ -63,16 +67,22 @@ def wait_for(what: str, check: Any, within_s: float, every_s: float = 0.1) -> An
 
 def random_ula_subnet() -> str:
     """A random IPv6 ULA /64 (fd00::/8), so parallel runs never ask for the same subnet."""
-    return str(ipaddress.IPv6Network((int.from_bytes(b"\xfd" + secrets.token_bytes(7), "big") << 64,
-                                      64)))
+    return str(
+        ipaddress.IPv6Network((int.from_bytes(b"\xfd" + secrets.token_bytes(7), "big") << 64, 64))
+    )
 
 
 class Stack(Lifecycle):
     """A compose project with a unique name, brought up on enter and torn down on exit."""
 
-    def __init__(self, project_dir: Path = ROOT, services: tuple[str, ...] = ("server",),
-                 env: dict[str, str] | None = None, project: str | None = None,
-                 compose_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        project_dir: Path = ROOT,
+        services: tuple[str, ...] = ("server",),
+        env: dict[str, str] | None = None,
+        project: str | None = None,
+        compose_file: Path | None = None,
+    ) -> None:
         self.project_dir = project_dir
         self.compose_file = compose_file or project_dir / "compose.yaml"
         self.project = project or f"labtest-{uuid.uuid4().hex[:10]}"
@@ -100,15 +110,27 @@ class Stack(Lifecycle):
         self.compose("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False)
         self.sweep()
 
-    def compose(self, *args: str, check: bool = True,
-                timeout_s: float = COMPOSE_TIMEOUT_S) -> subprocess.CompletedProcess:
-        cmd = ["docker", "compose", "--project-directory", str(self.project_dir),
-               "--file", str(self.compose_file), "--project-name", self.project, *args]
-        proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True,
-                              timeout=timeout_s, check=False)
+    def compose(
+        self, *args: str, check: bool = True, timeout_s: float = COMPOSE_TIMEOUT_S
+    ) -> subprocess.CompletedProcess:
+        cmd = [
+            "docker",
+            "compose",
+            "--project-directory",
+            str(self.project_dir),
+            "--file",
+            str(self.compose_file),
+            "--project-name",
+            self.project,
+            *args,
+        ]
+        proc = subprocess.run(
+            cmd, env=self.env, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
         if check and proc.returncode != 0:
-            raise StackError(f"`{' '.join(cmd[2:])}` exited {proc.returncode}: "
-                             f"{proc.stderr.strip()[-3000:]}")
+            raise StackError(
+                f"`{' '.join(cmd[2:])}` exited {proc.returncode}: {proc.stderr.strip()[-3000:]}"
+            )
         return proc
 
     # -- finding things ---------------------------------------------------------------------
@@ -131,8 +153,7 @@ class Stack(Lifecycle):
         net = container.attrs["NetworkSettings"]["Networks"][self.network_name]
         ip = net["IPAddress"] if family == 4 else net["GlobalIPv6Address"]
         if not ip:
-            raise StackError(f"{container.name} has no IPv{family} address on "
-                             f"{self.network_name}")
+            raise StackError(f"{container.name} has no IPv{family} address on {self.network_name}")
         return ip
 
     def subnets(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -159,8 +180,13 @@ class Stack(Lifecycle):
 
     def run_helper(self, image: str, command: list[str], what: str, **options: Any) -> str:
         """Run a short-lived helper container to completion; its output, or StackError."""
-        helper = self.docker.containers.run(f"sockets-lab/{image}:{self.image_tag}", command,
-                                            detach=True, labels=self.oneoff_labels(), **options)
+        helper = self.docker.containers.run(
+            f"sockets-lab/{image}:{self.image_tag}",
+            command,
+            detach=True,
+            labels=self.oneoff_labels(),
+            **options,
+        )
         try:
             status = helper.wait(timeout=30)
             output = helper.logs().decode(errors="replace").strip()
@@ -192,11 +218,17 @@ class Stack(Lifecycle):
             # (restarting now, or one restart more) is what we report, not a wait that times
             # out.
             if state["Status"] in ("exited", "dead", "restarting") or (
-                    restarts > restarts_before[0]):
-                how = (f"exited with {state['ExitCode']}" if state["Status"] in ("exited", "dead")
-                       else f"exited and was restarted ({restarts} times)")
-                raise StackError(f"{service} {how} before it was healthy:\n"
-                                 f"{container.logs(tail=50).decode(errors='replace')}")
+                restarts > restarts_before[0]
+            ):
+                how = (
+                    f"exited with {state['ExitCode']}"
+                    if state["Status"] in ("exited", "dead")
+                    else f"exited and was restarted ({restarts} times)"
+                )
+                raise StackError(
+                    f"{service} {how} before it was healthy:\n"
+                    f"{container.logs(tail=50).decode(errors='replace')}"
+                )
             if _health_check_off(container) and state["Status"] == "running":
                 return  # nothing to wait for: ready is the caller's to judge (the benchmark)
             health = state.get("Health", {}).get("Status")
@@ -205,10 +237,12 @@ class Stack(Lifecycle):
 
         wait_for(f"{service} to be healthy", healthy, within_s)
 
-    def wait_for_log(self, container: Container, text: str, since: int = 0,
-                     within_s: float = 30) -> str:
+    def wait_for_log(
+        self, container: Container, text: str, since: int = 0, within_s: float = 30
+    ) -> str:
         """Wait for a line with ``text`` in the container's output after character ``since``;
         return that line."""
+
         def seen() -> str:
             output = container.logs().decode(errors="replace")[since:]
             for line in output.splitlines():
@@ -230,8 +264,9 @@ class Stack(Lifecycle):
     def healthcheck(self, service: str = "server") -> tuple[int, str]:
         """Run the service's health check now (exit status, output), as Docker would."""
         test = self.container(service).attrs["Config"]["Healthcheck"]["Test"]
-        exit_code, output = self.container(service).exec_run(test[1:] if test[0] == "CMD"
-                                                               else ["sh", "-c", test[1]])
+        exit_code, output = self.container(service).exec_run(
+            test[1:] if test[0] == "CMD" else ["sh", "-c", test[1]]
+        )
         return exit_code, output.decode(errors="replace").strip()
 
     def memory_bytes(self, service: str) -> int:
@@ -274,8 +309,10 @@ def require_images(engine: docker.DockerClient, images: tuple[str, ...], tag: st
         try:
             engine.images.get(f"sockets-lab/{image}:{tag}")
         except docker.errors.ImageNotFound:
-            raise StackError(f"image sockets-lab/{image}:{tag} is missing: run `make build` "
-                             "first (`make test` does)") from None
+            raise StackError(
+                f"image sockets-lab/{image}:{tag} is missing: run `make build` "
+                "first (`make test` does)"
+            ) from None
 
 
 def _health_check_off(container: Container) -> bool:

@@ -29,16 +29,18 @@ def framed_fields(data: bytes) -> list[str]:
     if len(data) < 2:
         return ["(too short for a frame)"]
     (length,) = struct.unpack(">H", data[:2])
-    header = data[2:2 + length]
+    header = data[2 : 2 + length]
     try:
         fields = json.loads(header)
     except ValueError:
         return [f"length prefix {data[:2].hex(' ')} = {length}, then bytes that are not JSON"]
-    content = data[2 + length:2 + length + int(fields.get("content-length", 0))]
-    return [f"length prefix  {data[:2].hex(' ')}  = {length}: the JSON header's size in bytes",
-            f"JSON header    {header.decode()}",
-            f"content        {len(content)} B ({fields.get('content-type')}, "
-            f"{fields.get('content-encoding')}): {content.decode(errors='replace')}"]
+    content = data[2 + length : 2 + length + int(fields.get("content-length", 0))]
+    return [
+        f"length prefix  {data[:2].hex(' ')}  = {length}: the JSON header's size in bytes",
+        f"JSON header    {header.decode()}",
+        f"content        {len(content)} B ({fields.get('content-type')}, "
+        f"{fields.get('content-encoding')}): {content.decode(errors='replace')}",
+    ]
 
 
 def describe(conv: capture.Conversation) -> list[str]:
@@ -53,12 +55,20 @@ def describe(conv: capture.Conversation) -> list[str]:
     lines.append(f"  handshake  {' '.join(conv.handshake)}  (SYN from the client, SYN-ACK, ACK)")
     for side, arrow in (("client", "->"), ("server", "<-")):
         data = [p for p in conv.sent_by(side) if p.payload]
-        lines.append(f"  data {arrow}    {len(conv.payload(side))} B in {len(data)} segment(s)"
-                     + (f" ({', '.join(str(len(p.payload)) for p in data[:6])}"
-                        f"{', ...' if len(data) > 6 else ''})" if data else ""))
+        lines.append(
+            f"  data {arrow}    {len(conv.payload(side))} B in {len(data)} segment(s)"
+            + (
+                f" ({', '.join(str(len(p.payload)) for p in data[:6])}"
+                f"{', ...' if len(data) > 6 else ''})"
+                if data
+                else ""
+            )
+        )
     first = conv.first_fin
-    whys = {"client": "the client closed first: its FIN is the b'' the server's recv() returned",
-            "server": "the server closed first (it speaks, then closes)"}
+    whys = {
+        "client": "the client closed first: its FIN is the b'' the server's recv() returned",
+        "server": "the server closed first (it speaks, then closes)",
+    }
     why = whys.get(first or "", "no FIN seen")
     lines.append(f"  teardown   {why}")
     return lines
@@ -70,8 +80,11 @@ def main() -> int:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     try:
         with ComposeStack(project=f"labcapture-{stamp}") as stack:
-            print(f"capture: tcpdump in the server's network namespace "
-                  f"({stack.ip_of('server', 4)}, {stack.ip_of('server', 6)})", flush=True)
+            print(
+                f"capture: tcpdump in the server's network namespace "
+                f"({stack.ip_of('server', 4)}, {stack.ip_of('server', 6)})",
+                flush=True,
+            )
             with stack.capture() as captured:
                 demo = stack.run_client("demo", json_output=False)
             print(demo.stdout.rstrip())
@@ -81,8 +94,10 @@ def main() -> int:
     path = out_dir / f"demo-{stamp}.pcapng"
     path.write_bytes(capture.to_pcapng(captured["pcap"]))
     packets = capture.read(captured["pcap"])
-    print(f"\n== the conversation on the wire: {len(packets)} packets, saved to "
-          f"{path.relative_to(ROOT)} (open it in Wireshark) ==")
+    print(
+        f"\n== the conversation on the wire: {len(packets)} packets, saved to "
+        f"{path.relative_to(ROOT)} (open it in Wireshark) =="
+    )
     shown_frame = False
     for conv in capture.conversations(packets):
         print("\n".join(describe(conv)))

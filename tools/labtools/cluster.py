@@ -35,32 +35,46 @@ def demo_finished(cluster: Cluster) -> dict:
 def main() -> int:
     say("== make cluster: the sockets lab on a Docker Swarm of three hosts ==")
     if not Path("/proc/net/ip_vs").exists():
-        say("cluster: this kernel has no IPVS (ip_vs): no VIP, no ingress routing mesh; the "
-            "stack uses endpoint_mode dnsrr, so 'server' resolves to the tasks' own addresses")
+        say(
+            "cluster: this kernel has no IPVS (ip_vs): no VIP, no ingress routing mesh; the "
+            "stack uses endpoint_mode dnsrr, so 'server' resolves to the tasks' own addresses"
+        )
     try:
         with Cluster(say=say) as cluster:
             cluster.deploy(server_on=SERVER_NODE, client_on=CLIENT_NODE, client=True)
             (server,) = cluster.wait_tasks(1)
-            say(f"cluster: server task on {server['node']}, overlay address {server['ip']} "
-                f"(network {STACK}_labnet, VXLAN over the underlay)")
+            say(
+                f"cluster: server task on {server['node']}, overlay address {server['ip']} "
+                f"(network {STACK}_labnet, VXLAN over the underlay)"
+            )
             started = time.monotonic()
             task = wait_for("the client's demo", lambda: demo_finished(cluster), 120, 0.5)
-            hostnames = {n.id: n.attrs["Description"]["Hostname"]
-                         for n in cluster.manager.api.nodes.list()}
-            client_addresses = [a.split("/")[0] for net in task.get("NetworksAttachments", [])
-                                for a in net["Addresses"]]
-            say(f"cluster: client task on {hostnames.get(task['NodeID'], '?')}, overlay address "
+            hostnames = {
+                n.id: n.attrs["Description"]["Hostname"] for n in cluster.manager.api.nodes.list()
+            }
+            client_addresses = [
+                a.split("/")[0]
+                for net in task.get("NetworksAttachments", [])
+                for a in net["Addresses"]
+            ]
+            say(
+                f"cluster: client task on {hostnames.get(task['NodeID'], '?')}, overlay address "
                 f"{', '.join(client_addresses)}; demo finished in "
-                f"{time.monotonic() - started:.1f}s ({task['Status']['State']})")
+                f"{time.monotonic() - started:.1f}s ({task['Status']['State']})"
+            )
             say("---- the client's transcript (docker service logs lab_client) ----")
             # stdout and stderr (the DNS retries) come apart: put them back in time order.
-            logs = cluster.docker_cli("service", "logs", "--raw", "--timestamps",
-                                      f"{STACK}_client").splitlines()
+            logs = cluster.docker_cli(
+                "service", "logs", "--raw", "--timestamps", f"{STACK}_client"
+            ).splitlines()
             say("\n".join(line.partition(" ")[2] for line in sorted(logs)))
             say("---- end of transcript ----")
             code = task["Status"].get("ContainerStatus", {}).get("ExitCode", 1)
-            verdict = ("crossed from one Docker host to another over the overlay"
-                       if code == 0 else f"FAILED (exit {code})")
+            verdict = (
+                "crossed from one Docker host to another over the overlay"
+                if code == 0
+                else f"FAILED (exit {code})"
+            )
             say(f"cluster: client on {CLIENT_NODE} -> server on {SERVER_NODE}: {verdict}")
             say("cluster: tearing down (nodes, their volumes, the underlay)")
         say("make cluster: done; nothing is left behind")

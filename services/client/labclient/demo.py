@@ -33,8 +33,11 @@ def greeting(at: Target) -> list[Result]:
 
 
 def app_actions(at: Target) -> list[Result]:
-    return [app.run(at, "search", "ring"), app.run(at, "reverse", "Hello, world!"),
-            app.run(at, "whoami", None)]
+    return [
+        app.run(at, "search", "ring"),
+        app.run(at, "reverse", "Hello, world!"),
+        app.run(at, "whoami", None),
+    ]
 
 
 def _addresses(host: str, family: int) -> list[str]:
@@ -48,12 +51,17 @@ def _addresses(host: str, family: int) -> list[str]:
 def crossed_hosts(result: Result, mine: list[str]) -> bool:
     """Did this exchange leave this host? Our end is ours; theirs is not, nor loopback."""
     ends = endpoints_of(result)
-    return (ends is not None and ends.local_ip in mine and ends.peer_ip not in mine
-            and not is_loopback(ends.peer_ip))
+    return (
+        ends is not None
+        and ends.local_ip in mine
+        and ends.peer_ip not in mine
+        and not is_loopback(ends.peer_ip)
+    )
 
 
-def run(target: Target, ports: dict[str, int], say: Callable[[str], None] = print,
-        server: str = "lab") -> DemoResult:
+def run(
+    target: Target, ports: dict[str, int], say: Callable[[str], None] = print, server: str = "lab"
+) -> DemoResult:
     """Every demo exchange of what ``server`` serves, with ``target.host``, over each IP
     version it has, on ``ports`` (listener name -> port)."""
     host = target.host
@@ -70,8 +78,10 @@ def run(target: Target, ports: dict[str, int], say: Callable[[str], None] = prin
         say("no AAAA record for the server: the IPv6 exchanges are skipped")
 
     if server != "lab":
-        say(f"the server is the tutorial's '{server}' step: it serves "
-            f"{', '.join(row.name for row in rows)} only, so the demo skips the other exchanges")
+        say(
+            f"the server is the tutorial's '{server}' step: it serves "
+            f"{', '.join(row.name for row in rows)} only, so the demo skips the other exchanges"
+        )
     results: list[Result] = []
     for family, label in families:
         say(f"-- over {label} --")
@@ -83,9 +93,17 @@ def run(target: Target, ports: dict[str, int], say: Callable[[str], None] = prin
     crossed = all(crossed_hosts(r, mine) for r in results)
     peers = sorted({ends.peer_ip for r in results if (ends := endpoints_of(r)) is not None})
     if crossed:
-        say(f"verdict: all {len(results)} exchanges crossed from this container "
-            f"({', '.join(mine)}) to another ({', '.join(peers)}); none used loopback.")
+        say(
+            f"verdict: all {len(results)} exchanges crossed from this container "
+            f"({', '.join(mine)}) to another ({', '.join(peers)}); none used loopback."
+        )
     else:
         say(f"verdict: NOT every exchange crossed hosts (peers {', '.join(peers)})")
-    return DemoResult(client=me, client_addresses=tuple(mine), server_a=tuple(a),
-                      server_aaaa=tuple(aaaa), crossed_hosts=crossed, exchanges=tuple(results))
+    return DemoResult(
+        client=me,
+        client_addresses=tuple(mine),
+        server_a=tuple(a),
+        server_aaaa=tuple(aaaa),
+        crossed_hosts=crossed,
+        exchanges=tuple(results),
+    )

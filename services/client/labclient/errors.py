@@ -21,12 +21,19 @@ class ClientError(Exception):
 
     exit_status = 1
 
-    def __init__(self, message: str, endpoints: Endpoints | None = None,
-                 result: Result | None = None, **details: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        endpoints: Endpoints | None = None,
+        result: Result | None = None,
+        **details: Any,
+    ) -> None:
         super().__init__(message)
         self.details: dict[str, Any] = {
             **(dataclasses.asdict(endpoints) if endpoints is not None else {}),
-            **(result.to_json() if result is not None else {}), **details}
+            **(result.to_json() if result is not None else {}),
+            **details,
+        }
 
 
 class Unreachable(ClientError):

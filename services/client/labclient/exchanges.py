@@ -30,12 +30,18 @@ def tcp_echo(target: Target, size: int, pace_s: float = 0.0) -> EchoResult:
         started = time.perf_counter()
         drive([client], target.timeout_s, target.clock())
     if client.closed_early():
-        raise Unreachable(f"echo {client.where}: the server closed after echoing "
-                          f"{client.received_bytes} of {size} bytes", client.endpoints)
+        raise Unreachable(
+            f"echo {client.where}: the server closed after echoing "
+            f"{client.received_bytes} of {size} bytes",
+            client.endpoints,
+        )
     result = client.result(_ms_since(started))
     if not result.digest_ok:
-        raise DataMismatch(f"echo {client.where}: sent {size} bytes, got back "
-                           f"{result.received} bytes with another digest", result=result)
+        raise DataMismatch(
+            f"echo {client.where}: sent {size} bytes, got back "
+            f"{result.received} bytes with another digest",
+            result=result,
+        )
     return result
 
 
@@ -61,17 +67,25 @@ def tcp_echo_many(target: Target, size: int, connections: int) -> EchoManyResult
             client.sock.close()
     elapsed_ms = _ms_since(started)
     results = tuple(client.result(elapsed_ms) for client in clients)
-    summary = EchoManyResult(connections, len(results), len({r.sha256_sent for r in results}),
-                             all(r.digest_ok for r in results), results, elapsed_ms)
+    summary = EchoManyResult(
+        connections,
+        len(results),
+        len({r.sha256_sent for r in results}),
+        all(r.digest_ok for r in results),
+        results,
+        elapsed_ms,
+    )
     if not summary.all_ok:
         bad = sum(not r.digest_ok for r in results)
-        raise DataMismatch(f"{bad} of {connections} echo clients got other bytes back",
-                           result=summary)
+        raise DataMismatch(
+            f"{bad} of {connections} echo clients got other bytes back", result=summary
+        )
     return summary
 
 
-def udp_echo(target: Target, size: int, count: int, retries: int,
-             reply_timeout_s: float) -> UdpResult:
+def udp_echo(
+    target: Target, size: int, count: int, retries: int, reply_timeout_s: float
+) -> UdpResult:
     """Send ``count`` datagrams one at a time; each must come back intact.
 
     UDP may lose a datagram (or its echo): we resend after ``reply_timeout_s``, up to ``retries``
@@ -82,7 +96,8 @@ def udp_echo(target: Target, size: int, count: int, retries: int,
     found, _ = retrying(
         f"{target}/udp",
         lambda: resolve(target.host, target.port, target.family, socket.SOCK_DGRAM)[0],
-        target.deadline_s)
+        target.deadline_s,
+    )
     fam, kind, proto, _, addr = found
     resent = 0
     started = time.perf_counter()
@@ -91,8 +106,13 @@ def udp_echo(target: Target, size: int, count: int, retries: int,
         sock.connect(addr)
         sock.settimeout(reply_timeout_s)
         local = sock.getsockname()
-        ends = Endpoints("IPv6" if fam == socket.AF_INET6 else "IPv4", plain_ip(local[0]),
-                         local[1], plain_ip(addr[0]), addr[1])
+        ends = Endpoints(
+            "IPv6" if fam == socket.AF_INET6 else "IPv4",
+            plain_ip(local[0]),
+            local[1],
+            plain_ip(addr[0]),
+            addr[1],
+        )
         where = f"udp {endpoint(addr)}"
         for seq in range(count):
             payload = seq.to_bytes(8, "big") + os.urandom(size - 8)
@@ -104,10 +124,22 @@ def udp_echo(target: Target, size: int, count: int, retries: int,
                 if _await_echo(sock, payload, reply_timeout_s):
                     break
             else:
-                raise TimedOut(f"{where}: no echo of datagram {seq} after {retries + 1} tries "
-                               f"({reply_timeout_s:g}s each)", ends, sent=seq, resent=resent)
-    return UdpResult(ends, datagrams=count, size=size, echoed=count, resent=resent,
-                     digest_ok=True, elapsed_ms=_ms_since(started))
+                raise TimedOut(
+                    f"{where}: no echo of datagram {seq} after {retries + 1} tries "
+                    f"({reply_timeout_s:g}s each)",
+                    ends,
+                    sent=seq,
+                    resent=resent,
+                )
+    return UdpResult(
+        ends,
+        datagrams=count,
+        size=size,
+        echoed=count,
+        resent=resent,
+        digest_ok=True,
+        elapsed_ms=_ms_since(started),
+    )
 
 
 def _await_echo(sock: socket.socket, payload: bytes, timeout_s: float) -> bool:
@@ -123,8 +155,9 @@ def _await_echo(sock: socket.socket, payload: bytes, timeout_s: float) -> bool:
             return True
         if reply[:8] < payload[:8]:
             continue  # the late echo of an earlier datagram
-        raise DataMismatch(f"udp: echo of {len(payload)} bytes came back as other bytes "
-                           f"({len(reply)} bytes)")
+        raise DataMismatch(
+            f"udp: echo of {len(payload)} bytes came back as other bytes ({len(reply)} bytes)"
+        )
     return False
 
 
@@ -153,5 +186,9 @@ def greet(target: Target) -> GreetResult:
         raise ProtocolError(f"{where}: the server closed without a greeting", ends)
     greeting = parse_greeting(line)
     mine = endpoint((ends.local_ip, ends.local_port))
-    return GreetResult(ends, line=line, attempts=attempts,
-                       names_me=greeting is not None and greeting.client == mine)
+    return GreetResult(
+        ends,
+        line=line,
+        attempts=attempts,
+        names_me=greeting is not None and greeting.client == mine,
+    )

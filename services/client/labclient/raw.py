@@ -25,9 +25,14 @@ def _frames(data: bytes | bytearray) -> list[Any]:
     found = []
     try:
         for message in decoder.messages():
-            found.append(message.value if message.is_json
-                         else {"content_type": message.content_type,
-                               "content": message.content.decode("utf-8", "replace")})
+            found.append(
+                message.value
+                if message.is_json
+                else {
+                    "content_type": message.content_type,
+                    "content": message.content.decode("utf-8", "replace"),
+                }
+            )
     except framing.RemoteProtocolError:
         pass  # not (all) framed: the text is still reported
     return found
@@ -58,13 +63,26 @@ def probe(target: Target, payload: bytes, half_close: bool) -> RawProbe:
             out_of_time = deadline.left() <= 0  # else: the server kept the connection open
         except (ConnectionResetError, BrokenPipeError):
             closed = reset = True
-    stopped = ("" if closed else f"stopped reading after {RAW_MAX_BYTES} bytes"
-               if len(received) >= RAW_MAX_BYTES else
-               f"stopped after {target.max_time_s:g}s in all" if out_of_time else "")
-    return RawProbe(ends, sent=len(payload), received=len(received),
-                    text=received.decode("utf-8", "replace")[:4096],
-                    replies=tuple(_frames(received)), closed_by_server=closed, reset=reset,
-                    attempts=attempts, stopped=stopped)
+    stopped = (
+        ""
+        if closed
+        else f"stopped reading after {RAW_MAX_BYTES} bytes"
+        if len(received) >= RAW_MAX_BYTES
+        else f"stopped after {target.max_time_s:g}s in all"
+        if out_of_time
+        else ""
+    )
+    return RawProbe(
+        ends,
+        sent=len(payload),
+        received=len(received),
+        text=received.decode("utf-8", "replace")[:4096],
+        replies=tuple(_frames(received)),
+        closed_by_server=closed,
+        reset=reset,
+        attempts=attempts,
+        stopped=stopped,
+    )
 
 
 def run(target: Target, payloads: list[bytes], half_close: bool) -> RawResult:

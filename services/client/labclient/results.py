@@ -35,8 +35,10 @@ class Endpoints:
     peer_port: int
 
     def route(self) -> str:
-        return (f"{self.family}  {endpoint((self.local_ip, self.local_port))} -> "
-                f"{endpoint((self.peer_ip, self.peer_port))}")
+        return (
+            f"{self.family}  {endpoint((self.local_ip, self.local_port))} -> "
+            f"{endpoint((self.peer_ip, self.peer_port))}"
+        )
 
     @property
     def where(self) -> str:
@@ -89,8 +91,10 @@ class EchoResult(Result):
     retries: int = 0
 
     def summary(self) -> str:
-        return (f"TCP echo  {self.endpoints.route()}  sent {human_size(self.sent)}, got "
-                f"{human_size(self.received)} back, sha256 match  {self.elapsed_ms:.1f} ms")
+        return (
+            f"TCP echo  {self.endpoints.route()}  sent {human_size(self.sent)}, got "
+            f"{human_size(self.received)} back, sha256 match  {self.elapsed_ms:.1f} ms"
+        )
 
 
 @dataclass(frozen=True)
@@ -105,8 +109,10 @@ class EchoManyResult(Result):
     retries: int = 0
 
     def summary(self) -> str:
-        return (f"TCP echo  {self.completed} of {self.connections} clients at once got "
-                f"back their own payload ({self.distinct_payloads} distinct sha256)")
+        return (
+            f"TCP echo  {self.completed} of {self.connections} clients at once got "
+            f"back their own payload ({self.distinct_payloads} distinct sha256)"
+        )
 
 
 @dataclass(frozen=True)
@@ -121,8 +127,10 @@ class UdpResult(Result):
     elapsed_ms: float
 
     def summary(self) -> str:
-        return (f"UDP echo  {self.endpoints.route()}  {self.echoed} datagrams of {self.size} B "
-                f"echoed intact ({self.resent} resent)  {self.elapsed_ms:.1f} ms")
+        return (
+            f"UDP echo  {self.endpoints.route()}  {self.echoed} datagrams of {self.size} B "
+            f"echoed intact ({self.resent} resent)  {self.elapsed_ms:.1f} ms"
+        )
 
 
 @dataclass(frozen=True)
@@ -155,9 +163,13 @@ class AppResult(Result):
     retries: int = 0
 
     def summary(self) -> str:
-        many = (f"  ({self.requests} requests pipelined, in order)" if self.pipelined
-                else f"  ({self.requests} requests, {self.connections_used} connections)"
-                if self.requests > 1 else "")
+        many = (
+            f"  ({self.requests} requests pipelined, in order)"
+            if self.pipelined
+            else f"  ({self.requests} requests, {self.connections_used} connections)"
+            if self.requests > 1
+            else ""
+        )
         asked = self.action + (f" {self.value!r}" if self.value is not None else "")
         kind = "binary " if self.binary else ""
         return f"app       {self.endpoints.route()}  {kind}{asked} -> {self.result!r}{many}"
@@ -177,9 +189,11 @@ class AppManyResult(Result):
     retries: int = 0
 
     def summary(self) -> str:
-        return (f"app       {self.completed} of {self.connections} clients at once, "
-                f"{self.requests_per_connection} request(s) each: every reply correct and "
-                "in order")
+        return (
+            f"app       {self.completed} of {self.connections} clients at once, "
+            f"{self.requests_per_connection} request(s) each: every reply correct and "
+            "in order"
+        )
 
 
 @dataclass(frozen=True)
@@ -198,8 +212,10 @@ class RawProbe(Result):
     def summary(self) -> str:
         closed = ", server closed" if self.closed_by_server else ""
         stopped = f" ({self.stopped})" if self.stopped else ""
-        return (f"raw       {self.endpoints.route()}  sent {self.sent} B, got {self.received} B"
-                f"{closed}{stopped}: {self.text!r}")
+        return (
+            f"raw       {self.endpoints.route()}  sent {self.sent} B, got {self.received} B"
+            f"{closed}{stopped}: {self.text!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -233,8 +249,10 @@ class RepeatResult(Result):
         return {**super().to_json(), "command": self.repeated}
 
     def summary(self) -> str:
-        return (f"{self.repeated} x{self.repeats}: all {self.completed} exchanges checked "
-                f"({self.retried} needed a retry); last: {self.last.summary()}")
+        return (
+            f"{self.repeated} x{self.repeats}: all {self.completed} exchanges checked "
+            f"({self.retried} needed a retry); last: {self.last.summary()}"
+        )
 
 
 @dataclass(frozen=True)
@@ -257,9 +275,17 @@ def endpoints_of(result: Result) -> Endpoints | None:
 
 
 # -- the JSON lines' schema, generated from the classes above ---------------------------------
-RESULTS: tuple[type[Result], ...] = (EchoResult, EchoManyResult, UdpResult, GreetResult,
-                                     AppResult, AppManyResult, RawResult, RepeatResult,
-                                     DemoResult)
+RESULTS: tuple[type[Result], ...] = (
+    EchoResult,
+    EchoManyResult,
+    UdpResult,
+    GreetResult,
+    AppResult,
+    AppManyResult,
+    RawResult,
+    RepeatResult,
+    DemoResult,
+)
 
 
 def json_schema() -> dict[str, Any]:
@@ -267,14 +293,30 @@ def json_schema() -> dict[str, Any]:
     of one of RESULTS, or a failure (``"ok": false``, the error, the exit status, and what the
     exchange had seen so far)."""
     defs = {cls.__name__: _object_schema(cls) for cls in (*RESULTS, RawProbe)}
-    failure = {"type": "object", "required": ["ok", "error", "exit_status"],
-               "properties": {"ok": {"const": False}, "error": {"type": "string"},
-                              "exit_status": {"type": "integer", "minimum": 1}}}
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "title": "labclient --json", "$defs": {**defs, "failure": failure},
-            "oneOf": [{"allOf": [{"$ref": f"#/$defs/{cls.__name__}"},
-                                 {"required": ["ok"], "properties": {"ok": {"const": True}}}]}
-                      for cls in RESULTS] + [{"$ref": "#/$defs/failure"}]}
+    failure = {
+        "type": "object",
+        "required": ["ok", "error", "exit_status"],
+        "properties": {
+            "ok": {"const": False},
+            "error": {"type": "string"},
+            "exit_status": {"type": "integer", "minimum": 1},
+        },
+    }
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "labclient --json",
+        "$defs": {**defs, "failure": failure},
+        "oneOf": [
+            {
+                "allOf": [
+                    {"$ref": f"#/$defs/{cls.__name__}"},
+                    {"required": ["ok"], "properties": {"ok": {"const": True}}},
+                ]
+            }
+            for cls in RESULTS
+        ]
+        + [{"$ref": "#/$defs/failure"}],
+    }
 
 
 def _object_schema(cls: type[Result]) -> dict[str, Any]:
@@ -311,6 +353,5 @@ def _type_schema(kind: Any) -> dict[str, Any]:
         return {"anyOf": [{"$ref": f"#/$defs/{cls.__name__}"} for cls in RESULTS]}
     if isinstance(kind, type) and issubclass(kind, Result):
         return {"$ref": f"#/$defs/{kind.__name__}"}
-    simple = {str: "string", int: "integer", float: "number", bool: "boolean",
-              type(None): "null"}
+    simple = {str: "string", int: "integer", float: "number", bool: "boolean", type(None): "null"}
     return {"type": simple[kind]} if kind in simple else {}

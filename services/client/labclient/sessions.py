@@ -26,8 +26,9 @@ CHUNK_BYTES = 64 << 10
 class Session:
     half_close = False  # shut down our sending side once everything is sent
 
-    def __init__(self, sock: socket.socket, outgoing: bytes, attempts: int,
-                 pace_s: float = 0.0) -> None:
+    def __init__(
+        self, sock: socket.socket, outgoing: bytes, attempts: int, pace_s: float = 0.0
+    ) -> None:
         self.sock = sock
         self.outgoing = memoryview(outgoing)
         self.sent = 0
@@ -56,8 +57,9 @@ class EchoSession(Session):
 
     half_close = True
 
-    def __init__(self, sock: socket.socket, payload: bytes, attempts: int,
-                 pace_s: float = 0.0) -> None:
+    def __init__(
+        self, sock: socket.socket, payload: bytes, attempts: int, pace_s: float = 0.0
+    ) -> None:
         super().__init__(sock, payload, attempts, pace_s)
         self.received_bytes = 0
         self.digest = hashlib.sha256()
@@ -72,16 +74,25 @@ class EchoSession(Session):
         """The server closed before echoing everything, but what it did echo was right:
         a lost connection (worth a retry), not corrupted data."""
         got = self.received_bytes
-        return (got < len(self.outgoing)
-                and hashlib.sha256(self.outgoing[:got]).hexdigest() == self.digest.hexdigest())
+        return (
+            got < len(self.outgoing)
+            and hashlib.sha256(self.outgoing[:got]).hexdigest() == self.digest.hexdigest()
+        )
 
     def result(self, elapsed_ms: float) -> EchoResult:
         size = len(self.outgoing)
         sent_digest = hashlib.sha256(self.outgoing).hexdigest()
         got_digest = self.digest.hexdigest()
-        return EchoResult(self.endpoints, size, self.received_bytes, sent_digest, got_digest,
-                          self.attempts,
-                          self.received_bytes == size and sent_digest == got_digest, elapsed_ms)
+        return EchoResult(
+            self.endpoints,
+            size,
+            self.received_bytes,
+            sent_digest,
+            got_digest,
+            self.attempts,
+            self.received_bytes == size and sent_digest == got_digest,
+            elapsed_ms,
+        )
 
 
 class AppSession(Session):
@@ -125,16 +136,14 @@ class AppSession(Session):
         self.closed_early = len(self.replies) < self.needed
 
 
-def drive(sessions: Sequence[Session], timeout_s: float,
-          deadline: Deadline | None = None) -> None:
+def drive(sessions: Sequence[Session], timeout_s: float, deadline: Deadline | None = None) -> None:
     """Run every session to completion; ``TimedOut`` if no byte moves for ``timeout_s``, or
     when ``deadline`` (the exchange's overall one) passes."""
     write, read = selectors.EVENT_WRITE, selectors.EVENT_READ
     with selectors.DefaultSelector() as selector:
         for session in sessions:
             session.sock.setblocking(False)
-            selector.register(session.sock, read | (write if len(session.outgoing) else 0),
-                              session)
+            selector.register(session.sock, read | (write if len(session.outgoing) else 0), session)
         pending = len(sessions)
         resting: list[Session] = []  # paced sessions waiting for their next chunk
         last_progress = time.monotonic()
@@ -143,8 +152,11 @@ def drive(sessions: Sequence[Session], timeout_s: float,
             wait = timeout_s - (now - last_progress)
             if wait <= 0:
                 done = sum(s.done for s in sessions)
-                raise TimedOut(f"no progress for {timeout_s:g}s with {done} of {len(sessions)} "
-                               f"connections done", sessions[0].endpoints)
+                raise TimedOut(
+                    f"no progress for {timeout_s:g}s with {done} of {len(sessions)} "
+                    f"connections done",
+                    sessions[0].endpoints,
+                )
             if deadline is not None:
                 wait = min(wait, deadline.check(sessions[0].where, sessions[0].endpoints))
             if resting:
@@ -158,7 +170,7 @@ def drive(sessions: Sequence[Session], timeout_s: float,
                 session = key.data
                 try:
                     if mask & write and not session.done:
-                        chunk = session.outgoing[session.sent:session.sent + CHUNK_BYTES]
+                        chunk = session.outgoing[session.sent : session.sent + CHUNK_BYTES]
                         session.sent += session.sock.send(chunk)
                         last_progress = now
                         if session.sent == len(session.outgoing):

@@ -64,8 +64,12 @@ class Deadline:
         """The time left; ``TimedOut`` if there is none."""
         left = self.left()
         if left <= 0:
-            raise TimedOut(f"{what}: not done after {self.seconds:g}s in all (--max-time)",
-                           endpoints, None, **details)
+            raise TimedOut(
+                f"{what}: not done after {self.seconds:g}s in all (--max-time)",
+                endpoints,
+                None,
+                **details,
+            )
         return left
 
 
@@ -84,8 +88,9 @@ def backoff_delays(deadline: float) -> Iterator[float]:
         base = min(MAX_BACKOFF_S, base * 2)
 
 
-def retrying(what: str, attempt: Callable[[], T], deadline_s: float,
-             note: Callable[[str], None] = _note) -> tuple[T, int]:
+def retrying(
+    what: str, attempt: Callable[[], T], deadline_s: float, note: Callable[[str], None] = _note
+) -> tuple[T, int]:
     """Call ``attempt`` until it returns, retrying OSErrors until ``deadline_s`` has passed."""
     deadline = time.monotonic() + deadline_s
     delays = backoff_delays(deadline)
@@ -98,8 +103,10 @@ def retrying(what: str, attempt: Callable[[], T], deadline_s: float,
             reason = exc.strerror or str(exc) or type(exc).__name__
             delay = next(delays, None)
             if delay is None:
-                raise Unreachable(f"{what} unreachable after {tries} attempts in "
-                                  f"{deadline_s:g}s: {reason}", attempts=tries) from None
+                raise Unreachable(
+                    f"{what} unreachable after {tries} attempts in {deadline_s:g}s: {reason}",
+                    attempts=tries,
+                ) from None
             note(f"{what} not reachable yet ({reason}); retry {tries} in {delay:.2f}s")
             time.sleep(delay)
 
@@ -116,8 +123,9 @@ def connect(target: Target, note: Callable[[str], None] = _note) -> tuple[socket
 
     def attempt() -> socket.socket:
         last: OSError = OSError("no address")
-        for fam, kind, proto, _, addr in resolve(target.host, target.port, target.family,
-                                                 socket.SOCK_STREAM):
+        for fam, kind, proto, _, addr in resolve(
+            target.host, target.port, target.family, socket.SOCK_STREAM
+        ):
             sock = socket.socket(fam, kind, proto)
             sock.settimeout(target.timeout_s)
             try:
@@ -139,14 +147,19 @@ def endpoints(sock: socket.socket) -> Endpoints:
     try:
         local, peer = sock.getsockname(), sock.getpeername()
     except OSError as exc:
-        raise Unreachable(f"connection lost right after connecting ({exc.strerror or exc})"
-                          ) from None
-    return Endpoints(family_name(peer[0]), plain_ip(local[0]), local[1], plain_ip(peer[0]),
-                     peer[1])
+        raise Unreachable(
+            f"connection lost right after connecting ({exc.strerror or exc})"
+        ) from None
+    return Endpoints(family_name(peer[0]), plain_ip(local[0]), local[1], plain_ip(peer[0]), peer[1])
 
 
-def retry_exchange(what: str, attempt: Callable[[], Result], retries: int, deadline_s: float,
-                   note: Callable[[str], None] = _note) -> Result:
+def retry_exchange(
+    what: str,
+    attempt: Callable[[], Result],
+    retries: int,
+    deadline_s: float,
+    note: Callable[[str], None] = _note,
+) -> Result:
     """Run an idempotent exchange; if the connection is lost or stalls, run it again (with
     backoff, at most ``retries`` more times). Wrong data or protocol errors are not retried."""
     delays = backoff_delays(time.monotonic() + deadline_s)
@@ -157,8 +170,10 @@ def retry_exchange(what: str, attempt: Callable[[], Result], retries: int, deadl
             delay = next(delays, None) if retry < retries else None
             if delay is None:
                 raise
-            note(f"{what}: {exc}; running the exchange again ({retry + 1} of {retries}) in "
-                 f"{delay:.2f}s")
+            note(
+                f"{what}: {exc}; running the exchange again ({retry + 1} of {retries}) in "
+                f"{delay:.2f}s"
+            )
             time.sleep(delay)
         else:
             return result.with_retries(retry)

@@ -37,15 +37,17 @@ def load_settings() -> tuple[ServerConfig, dict[str, int]]:
     if problem is None and config.log_level.upper() not in LOG_LEVELS:
         problem = f"LAB_LOG_LEVEL={config.log_level!r} is not one of {', '.join(LOG_LEVELS)}"
     if problem is None and config.server not in registry.SERVERS:
-        problem = (f"LAB_SERVER={config.server!r} is not one of "
-                   f"{', '.join(registry.SERVERS)}")
+        problem = f"LAB_SERVER={config.server!r} is not one of {', '.join(registry.SERVERS)}"
     if problem is not None:
         raise settings.SettingsError(problem)
     return config, ports
 
 
-def build(config: ServerConfig, ports: dict[str, int],
-          protocol_of: Callable[[registry.Listener], Any] | None = None) -> EventLoop:
+def build(
+    config: ServerConfig,
+    ports: dict[str, int],
+    protocol_of: Callable[[registry.Listener], Any] | None = None,
+) -> EventLoop:
     """A loop serving every listener of the registry on ``ports``, each protocol built with
     the settings its row names. ``protocol_of`` overrides how a row's protocol is found (a test
     wraps it)."""
@@ -73,9 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="labserver",
         description="Sockets lab server: TCP echo, UDP echo, framed app and greeting listeners. "
-                    "Settings come from LAB_* environment variables (see the README).")
-    parser.add_argument("--healthcheck", action="store_true",
-                        help="probe the running server's listeners and exit 0 if all answer")
+        "Settings come from LAB_* environment variables (see the README).",
+    )
+    parser.add_argument(
+        "--healthcheck",
+        action="store_true",
+        help="probe the running server's listeners and exit 0 if all answer",
+    )
     args = parser.parse_args(argv)
     try:
         config, ports = load_settings()
@@ -101,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     if config.ports_file:
         write_ports(config.ports_file, loop)
     log.info("settings: %s", settings.describe(config))
-    log.info("memory budget for buffered bytes: %d (%s)", loop.budget,
-             "LAB_MEMORY_BUDGET_BYTES" if config.memory_budget_bytes
-             else "a third of the memory limit")
+    log.info(
+        "memory budget for buffered bytes: %d (%s)",
+        loop.budget,
+        "LAB_MEMORY_BUDGET_BYTES" if config.memory_budget_bytes else "a third of the memory limit",
+    )
     return loop.run()
 
 

@@ -41,9 +41,12 @@ class AppProtocol(Protocol):
     refusal = error_reply("busy", "the server is at its connection limit; try again later.")
     hostname = socket.gethostname()
 
-    def __init__(self, max_content_bytes: int = ServerConfig.max_content_bytes,
-                 frame_deadline_s: float = ServerConfig.frame_deadline_s,
-                 max_reply_bytes: int = ServerConfig.max_reply_bytes) -> None:
+    def __init__(
+        self,
+        max_content_bytes: int = ServerConfig.max_content_bytes,
+        frame_deadline_s: float = ServerConfig.frame_deadline_s,
+        max_reply_bytes: int = ServerConfig.max_reply_bytes,
+    ) -> None:
         self.app = ServerConnection(max_content_bytes)
         self.frame_deadline_s = frame_deadline_s
         self.max_reply_bytes = max_reply_bytes
@@ -118,16 +121,26 @@ class AppProtocol(Protocol):
         """Buffer the reply if the limits allow; else say why. False if we are closing."""
         wire = self.app.send(event)
         if len(wire) > self.max_reply_bytes:
-            wire = self.app.send(ErrorReply("reply-too-large", f"the reply would be {len(wire)} "
-                                            f"bytes, over the limit of {self.max_reply_bytes}."))
+            wire = self.app.send(
+                ErrorReply(
+                    "reply-too-large",
+                    f"the reply would be {len(wire)} "
+                    f"bytes, over the limit of {self.max_reply_bytes}.",
+                )
+            )
         if not transport.write(wire):
             if transport.is_closing():  # the connection broke meanwhile
                 return False
-            transport.warn("memory budget", "app conn=%d peer=%s: a reply of %d bytes does not "
-                           "fit the memory budget; closing", transport.conn_id, transport.peer,
-                           len(wire))
-            self._refuse_and_close("memory-budget", "the server's buffers are full; try again "
-                                   "later.", "memory budget")
+            transport.warn(
+                "memory budget",
+                "app conn=%d peer=%s: a reply of %d bytes does not fit the memory budget; closing",
+                transport.conn_id,
+                transport.peer,
+                len(wire),
+            )
+            self._refuse_and_close(
+                "memory-budget", "the server's buffers are full; try again later.", "memory budget"
+            )
             return False
         if self.app.closing:  # an error after which the connection ends
             self.finished = True
@@ -147,8 +160,10 @@ class AppProtocol(Protocol):
             return  # nothing awaited from the peer (a complete request waits for us)
         paused = self.transport.reading_paused_s() - self.paused_before
         if now - self.frame_started - paused >= self.frame_deadline_s:
-            self.reject("frame-deadline", f"a message was started but not completed within "
-                                          f"{self.frame_deadline_s:g}s")
+            self.reject(
+                "frame-deadline",
+                f"a message was started but not completed within {self.frame_deadline_s:g}s",
+            )
 
     def buffered_bytes(self) -> int:
         return self.app.held_bytes
@@ -158,13 +173,21 @@ class AppProtocol(Protocol):
         super().connection_lost(reason)
 
     def goodbye(self, reason: str) -> bytes:
-        return error_reply("memory-budget", "the server's buffers are full and this connection "
-                           "held the most; try again later.")
+        return error_reply(
+            "memory-budget",
+            "the server's buffers are full and this connection held the most; try again later.",
+        )
 
     def reject(self, code: str, message: str) -> None:
         transport = self.transport
-        transport.warn("bad-frame", "app conn=%d bad frame from peer=%s: %s (%s); closing",
-                       transport.conn_id, transport.peer, code, message)
+        transport.warn(
+            "bad-frame",
+            "app conn=%d bad frame from peer=%s: %s (%s); closing",
+            transport.conn_id,
+            transport.peer,
+            code,
+            message,
+        )
         self._refuse_and_close(code, message, f"bad frame: {code}")
 
     def _refuse_and_close(self, code: str, message: str, reason: str) -> None:

@@ -46,17 +46,18 @@ def largest_frame(config: ServerConfig) -> int:
 
 def high_water(config: ServerConfig) -> int:
     """The bytes one connection may hold before it stops reading."""
-    return (config.connection_high_water_bytes
-            or largest_frame(config) + config.write_buffer_bytes)
+    return config.connection_high_water_bytes or largest_frame(config) + config.write_buffer_bytes
 
 
 def config_problem(config: ServerConfig) -> str | None:
     """Why these settings cannot work together, or None."""
     frame = largest_frame(config)
     if config.connection_high_water_bytes and config.connection_high_water_bytes <= frame:
-        return (f"LAB_CONNECTION_HIGH_WATER_BYTES={config.connection_high_water_bytes} cannot "
-                f"hold one whole frame of LAB_MAX_CONTENT_BYTES={config.max_content_bytes} "
-                f"(at least {frame})")
+        return (
+            f"LAB_CONNECTION_HIGH_WATER_BYTES={config.connection_high_water_bytes} cannot "
+            f"hold one whole frame of LAB_MAX_CONTENT_BYTES={config.max_content_bytes} "
+            f"(at least {frame})"
+        )
     if not 0 < config.ipv6_prefix_bits <= 128:
         return f"LAB_IPV6_PREFIX_BITS={config.ipv6_prefix_bits} is not between 1 and 128"
     return None

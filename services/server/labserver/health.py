@@ -113,8 +113,7 @@ def check(config: ServerConfig, ports: dict[str, int]) -> int:
             try:
                 registry.resolve(row.probe)(host, port, left)
             except (OSError, ProbeFailed, framing.FramingError) as exc:
-                problems.append(f"{row.name} {host} port {port}: "
-                                f"{str(exc) or type(exc).__name__}")
+                problems.append(f"{row.name} {host} port {port}: {str(exc) or type(exc).__name__}")
     if problems:
         print("unhealthy: " + "; ".join(problems))
         return 1

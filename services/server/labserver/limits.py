@@ -54,16 +54,18 @@ def memory_budget(configured: int) -> int:
 class WarningLimiter:
     """Log at most ``burst`` warnings per kind per ``window_s``; count and summarise the rest."""
 
-    def __init__(self, logger: logging.Logger, burst: int = 5, window_s: float = 5.0,
-                 noun: str = "warning") -> None:
+    def __init__(
+        self, logger: logging.Logger, burst: int = 5, window_s: float = 5.0, noun: str = "warning"
+    ) -> None:
         self.log = logger
         self.burst = burst
         self.window_s = window_s
         self.noun = noun
         self._windows: dict[str, list[float]] = {}  # kind -> [start, logged, suppressed]
 
-    def warn(self, kind: str, now: float, msg: str, *args: object,
-             level: int = logging.WARNING) -> None:
+    def warn(
+        self, kind: str, now: float, msg: str, *args: object, level: int = logging.WARNING
+    ) -> None:
         window = self._windows.get(kind)
         if window is None or now - window[0] >= self.window_s:
             if window is not None:
@@ -84,8 +86,13 @@ class WarningLimiter:
 
     def _summarise(self, kind: str, window: list[float], now: float) -> None:
         if window[2]:
-            self.log.warning("suppressed %d more %s %s(s) in the last %.1fs", window[2],
-                             kind, self.noun, now - window[0])
+            self.log.warning(
+                "suppressed %d more %s %s(s) in the last %.1fs",
+                window[2],
+                kind,
+                self.noun,
+                now - window[0],
+            )
 
 
 class SourceBuckets:

@@ -39,8 +39,9 @@ log = logging.getLogger("server")
 class TcpListener:
     """Accepts peers for ``protocol`` (a ``Protocol`` class, built with ``settings``)."""
 
-    def __init__(self, loop: EventLoop, protocol: Callable[..., Protocol], port: int,
-                 **settings: Any) -> None:
+    def __init__(
+        self, loop: EventLoop, protocol: Callable[..., Protocol], port: int, **settings: Any
+    ) -> None:
         self.loop = loop
         self.name: str = getattr(protocol, "name", "tcp")
         self.refusal: bytes = getattr(protocol, "refusal", b"")
@@ -57,8 +58,13 @@ class TcpListener:
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
                     self.loop.warnings.warn(
-                        "cannot-accept", self.loop.now, "%s cannot accept: %s; pausing accepts "
-                        "for %.1fs", self.name, exc.strerror, PAUSE_ON_EMFILE_S)
+                        "cannot-accept",
+                        self.loop.now,
+                        "%s cannot accept: %s; pausing accepts for %.1fs",
+                        self.name,
+                        exc.strerror,
+                        PAUSE_ON_EMFILE_S,
+                    )
                     self.loop.pause_listener(self, PAUSE_ON_EMFILE_S)
                 return  # anything else (e.g. the peer gave up before accept) is not ours to fix
             self.admit(sock, peer_of(addr, self.loop.config.ipv6_prefix_bits))
@@ -72,10 +78,16 @@ class TcpListener:
             with contextlib.suppress(OSError):
                 sock.send(self.refusal)
             sock.close()
-            loop.warnings.warn(f"refused ({refusal})", loop.now,
-                               "%s refused peer=%s: %s (%d connections; %d refused so far)",
-                               self.name, peer, refusal, len(loop.connections),
-                               sum(loop.refused.values()))
+            loop.warnings.warn(
+                f"refused ({refusal})",
+                loop.now,
+                "%s refused peer=%s: %s (%d connections; %d refused so far)",
+                self.name,
+                peer,
+                refusal,
+                len(loop.connections),
+                sum(loop.refused.values()),
+            )
             return
         configure_accepted(sock, loop.config.keepalive_idle_s)
         try:
@@ -104,8 +116,14 @@ class UdpListener:
     protocol's ``DatagramTransport``. Reads up to ``largest`` + 1 bytes, so that an oversized
     datagram is seen as such (the kernel cuts what does not fit)."""
 
-    def __init__(self, loop: EventLoop, protocol: Callable[..., DatagramProtocol], port: int,
-                 largest: int, **settings: Any) -> None:
+    def __init__(
+        self,
+        loop: EventLoop,
+        protocol: Callable[..., DatagramProtocol],
+        port: int,
+        largest: int,
+        **settings: Any,
+    ) -> None:
         self.loop = loop
         self.name: str = getattr(protocol, "name", "udp")
         self.sock = listening_socket(loop.config, socket.SOCK_DGRAM, port)
@@ -127,8 +145,14 @@ class UdpListener:
             self.sock.sendto(data, peer.sockaddr)
         except OSError as exc:  # send buffer full, or the peer's route is gone
             self.send_failed += 1
-            self.warn(f"{self.name} send", "%s could not send to peer=%s: %s (%d so far)",
-                      self.name, peer, exc.strerror, self.send_failed)
+            self.warn(
+                f"{self.name} send",
+                "%s could not send to peer=%s: %s (%d so far)",
+                self.name,
+                peer,
+                exc.strerror,
+                self.send_failed,
+            )
             return False
         return True
 
@@ -166,8 +190,9 @@ def listening_socket(config: ServerConfig, kind: int, port: int) -> socket.socke
     family = socket.AF_INET6 if (dual or ":" in config.bind) else socket.AF_INET
     host = "::" if dual else config.bind
     if kind == socket.SOCK_STREAM:
-        sock = socket.create_server((host, port), family=family, backlog=config.backlog,
-                                    dualstack_ipv6=dual)
+        sock = socket.create_server(
+            (host, port), family=family, backlog=config.backlog, dualstack_ipv6=dual
+        )
     else:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         if dual:

@@ -123,10 +123,10 @@ class EventLoop:
         """Serve ``protocol`` on a TCP port; ``settings`` are given to each one built."""
         self._listen(TcpListener(self, protocol, port, **settings))
 
-    def listen_udp(self, protocol: Callable[..., DatagramProtocol], port: int,
-                   **settings: Any) -> None:
-        self._listen(UdpListener(self, protocol, port, self.config.max_datagram_bytes,
-                                 **settings))
+    def listen_udp(
+        self, protocol: Callable[..., DatagramProtocol], port: int, **settings: Any
+    ) -> None:
+        self._listen(UdpListener(self, protocol, port, self.config.max_datagram_bytes, **settings))
 
     def _listen(self, listener: TcpListener | UdpListener) -> None:
         self.poller.register(listener.sock, EVENT_READ, listener)
@@ -153,8 +153,13 @@ class EventLoop:
         transport = TcpTransport(self, sock, peer, self.conn_ids, protocol, self.flow)
         self.connections[transport.conn_id] = transport
         self.per_peer[peer.key] += 1
-        self.connection_event(logging.DEBUG if transport.quiet else logging.INFO,
-                              "%s conn=%d open peer=%s", protocol.name, transport.conn_id, peer)
+        self.connection_event(
+            logging.DEBUG if transport.quiet else logging.INFO,
+            "%s conn=%d open peer=%s",
+            protocol.name,
+            transport.conn_id,
+            peer,
+        )
         self.guarded(transport, protocol.connection_made, transport)
         if not transport.closed:
             transport.account()
@@ -214,8 +219,14 @@ class EventLoop:
             what = f"{target.name} conn={target.conn_id} peer={target.peer}"
         else:
             what = getattr(target, "name", type(target).__name__)
-        log.error("internal error in %s (%s): %s: %s; closing it, serving the rest", what, doing,
-                  type(exc).__name__, exc, exc_info=exc)
+        log.error(
+            "internal error in %s (%s): %s: %s; closing it, serving the rest",
+            what,
+            doing,
+            type(exc).__name__,
+            exc,
+            exc_info=exc,
+        )
         if isinstance(target, TcpTransport) and not target.closed:
             target.abort("internal error")
 
@@ -243,10 +254,19 @@ class EventLoop:
                 break
             self.closed_for["memory budget"] += 1
             self.warnings.warn(
-                "memory budget", self.now, "%s conn=%d peer=%s holds %d bytes; %d bytes "
+                "memory budget",
+                self.now,
+                "%s conn=%d peer=%s holds %d bytes; %d bytes "
                 "buffered in all, and %d more to read, are over the memory budget of %d: "
-                "closing it", victim.name, victim.conn_id, victim.peer, victim.held,
-                self.buffered, size, self.budget)
+                "closing it",
+                victim.name,
+                victim.conn_id,
+                victim.peer,
+                victim.held,
+                self.buffered,
+                size,
+                self.budget,
+            )
             farewell = victim.protocol.goodbye("memory budget") if victim.protocol else b""
             victim.abort("memory budget", farewell)
         if reader.closed:
@@ -355,20 +375,21 @@ class EventLoop:
             return bool(self.connections) and self.now < self.stop_deadline
         if self.now >= self._next_housekeeping:
             self._housekeeping()
-            self._next_housekeeping = max(self._next_housekeeping + HOUSEKEEPING_S,
-                                          self.now + 0.1)
+            self._next_housekeeping = max(self._next_housekeeping + HOUSEKEEPING_S, self.now + 0.1)
         return True
 
     def summary(self) -> str:
         udp = [listener for listener in self.listeners if isinstance(listener, UdpListener)]
         stats = [listener.protocol.stats() for listener in udp]
         dropped: Counter[str] = sum((s.get("dropped", Counter()) for s in stats), Counter())
-        return (f"{self.conn_ids} connections served, {sum(self.refused.values())} refused"
-                f"{_counts(self.refused)}, {sum(self.closed_for.values())} closed by limits"
-                f"{_counts(self.closed_for)}, {self.internal_errors} internal errors; "
-                f"{sum(s.get('echoed', 0) for s in stats)} datagrams echoed, "
-                f"{sum(dropped.values())} dropped{_counts(dropped)}, "
-                f"{sum(u.send_failed for u in udp)} could not be sent")
+        return (
+            f"{self.conn_ids} connections served, {sum(self.refused.values())} refused"
+            f"{_counts(self.refused)}, {sum(self.closed_for.values())} closed by limits"
+            f"{_counts(self.closed_for)}, {self.internal_errors} internal errors; "
+            f"{sum(s.get('echoed', 0) for s in stats)} datagrams echoed, "
+            f"{sum(dropped.values())} dropped{_counts(dropped)}, "
+            f"{sum(u.send_failed for u in udp)} could not be sent"
+        )
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.signal_received = signum
@@ -395,14 +416,25 @@ class EventLoop:
             # No byte moved either way: a silent peer, or one that stopped reading (or
             # vanished) while we still have bytes for it.
             limit = f"idle for {config.idle_timeout_s:g}s" + (
-                f" with {len(transport.outbuf)} bytes unsent" if transport.outbuf else "")
-        elif (config.first_byte_timeout_s and not transport.rx and not transport.read_eof
-              and not protocol.speaks_first and age >= config.first_byte_timeout_s):
+                f" with {len(transport.outbuf)} bytes unsent" if transport.outbuf else ""
+            )
+        elif (
+            config.first_byte_timeout_s
+            and not transport.rx
+            and not transport.read_eof
+            and not protocol.speaks_first
+            and age >= config.first_byte_timeout_s
+        ):
             limit = f"no data within {config.first_byte_timeout_s:g}s of connecting"
-        elif (config.max_lifetime_s and age >= config.max_lifetime_s
-              and transport.closing is None
-              and (not protocol.in_exchange(now)
-                   or age >= config.max_lifetime_s + config.frame_deadline_s)):
+        elif (
+            config.max_lifetime_s
+            and age >= config.max_lifetime_s
+            and transport.closing is None
+            and (
+                not protocol.in_exchange(now)
+                or age >= config.max_lifetime_s + config.frame_deadline_s
+            )
+        ):
             # Between exchanges, or (a peer that never pauses) a frame deadline past it.
             limit = f"open for {config.max_lifetime_s:g}s (max lifetime)"
         if limit is None:
@@ -421,16 +453,25 @@ class EventLoop:
                 self.poller.unregister(listener.sock)
             listener.sock.close()
         in_flight = sum(1 for t in self.connections.values() if self._in_flight(t))
-        log.info("%s: no longer accepting; %d connection(s) in flight get up to %gs to finish, "
-                 "%d idle one(s) are closed now", name, in_flight, self.config.shutdown_grace_s,
-                 len(self.connections) - in_flight)
+        log.info(
+            "%s: no longer accepting; %d connection(s) in flight get up to %gs to finish, "
+            "%d idle one(s) are closed now",
+            name,
+            in_flight,
+            self.config.shutdown_grace_s,
+            len(self.connections) - in_flight,
+        )
 
     def _in_flight(self, transport: TcpTransport) -> bool:
         """Is an exchange under way on this connection: anything of ours unsent, a close in
         progress, or the protocol says so (a frame partly received, an echo stream active)?"""
         protocol = transport.protocol
-        return bool(transport.outbuf or transport.closing is not None or transport.work_queued
-                    or (protocol is not None and protocol.in_exchange(self.now)))
+        return bool(
+            transport.outbuf
+            or transport.closing is not None
+            or transport.work_queued
+            or (protocol is not None and protocol.in_exchange(self.now))
+        )
 
     def _shutdown_step(self) -> None:
         now = self.now

@@ -42,9 +42,15 @@ class SelectorsPoller:
 class EpollPoller:
     """``select.epoll`` with a dict of fd -> (handler, events)."""
 
-    _TO_EPOLL = {EVENT_READ: select.EPOLLIN, EVENT_WRITE: select.EPOLLOUT,
-                 EVENT_READ | EVENT_WRITE: select.EPOLLIN | select.EPOLLOUT} if hasattr(
-                     select, "epoll") else {}
+    _TO_EPOLL = (
+        {
+            EVENT_READ: select.EPOLLIN,
+            EVENT_WRITE: select.EPOLLOUT,
+            EVENT_READ | EVENT_WRITE: select.EPOLLIN | select.EPOLLOUT,
+        }
+        if hasattr(select, "epoll")
+        else {}
+    )
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
@@ -78,8 +84,10 @@ class EpollPoller:
         for fd, event in self._epoll.poll(timeout, max(1, len(registered))):
             entry = registered.get(fd)
             if entry is not None:
-                mask = ((EVENT_WRITE if event & ~select.EPOLLIN else 0)
-                        | (EVENT_READ if event & ~select.EPOLLOUT else 0)) & entry[1]
+                mask = (
+                    (EVENT_WRITE if event & ~select.EPOLLIN else 0)
+                    | (EVENT_READ if event & ~select.EPOLLOUT else 0)
+                ) & entry[1]
                 if mask:
                     ready.append((entry[0], mask))
         return ready

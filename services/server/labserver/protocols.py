@@ -40,8 +40,7 @@ class EchoProtocol(Protocol):
         super().eof_received()
 
     def in_exchange(self, now: float) -> bool:
-        return (self.started and not self.half_closed
-                and self.transport.idle_s() < self.quiet_s)
+        return self.started and not self.half_closed and self.transport.idle_s() < self.quiet_s
 
 
 class GreetingProtocol(Protocol):
@@ -57,8 +56,9 @@ class GreetingProtocol(Protocol):
 
     def connection_made(self, transport: Transport) -> None:
         super().connection_made(transport)
-        transport.write(greeting_line(self.hostname, str(transport.local), str(transport.peer))
-                        .encode())
+        transport.write(
+            greeting_line(self.hostname, str(transport.local), str(transport.peer)).encode()
+        )
         transport.close("greeted")
 
     def data_received(self, data: memoryview) -> None:
@@ -99,8 +99,13 @@ class UdpEchoProtocol(DatagramProtocol):
         why = self._refuse(transport.port, data, peer, transport.time())
         if why is not None:
             self.dropped[why] += 1
-            transport.warn(f"udp-echo drop ({why})", "udp-echo dropped a datagram from peer=%s "
-                           "(%s; %d so far)", peer, why, self.dropped[why])
+            transport.warn(
+                f"udp-echo drop ({why})",
+                "udp-echo dropped a datagram from peer=%s (%s; %d so far)",
+                peer,
+                why,
+                self.dropped[why],
+            )
         elif transport.sendto(data, peer):
             self.echoed += 1
 

@@ -96,8 +96,15 @@ class TcpTransport:
         "writing_paused",
     )
 
-    def __init__(self, loop: EventLoop, sock: socket.socket, peer: Peer, conn_id: int,
-                 protocol: Protocol, limits: FlowLimits) -> None:
+    def __init__(
+        self,
+        loop: EventLoop,
+        sock: socket.socket,
+        peer: Peer,
+        conn_id: int,
+        protocol: Protocol,
+        limits: FlowLimits,
+    ) -> None:
         self.loop = loop
         self.sock = sock
         self.peer = peer
@@ -226,9 +233,17 @@ class TcpTransport:
         self.sock.close()
         self.outbuf = bytearray()
         level = logging.DEBUG if self.quiet else logging.INFO
-        self.loop.connection_event(level, "%s conn=%d closed peer=%s reason=%s rx=%d tx=%d after "
-                                   "%.3fs", self.name, self.conn_id, self.peer, reason, self.rx,
-                                   self.tx, self.loop.now - self.opened)
+        self.loop.connection_event(
+            level,
+            "%s conn=%d closed peer=%s reason=%s rx=%d tx=%d after %.3fs",
+            self.name,
+            self.conn_id,
+            self.peer,
+            reason,
+            self.rx,
+            self.tx,
+            self.loop.now - self.opened,
+        )
         protocol, self.protocol = self.protocol, None
         if protocol is not None:
             self.loop.guarded(self, protocol.connection_lost, reason)
