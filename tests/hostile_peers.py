@@ -423,28 +423,27 @@ def _not_json(sock: socket.socket, until: float) -> None:
     _drain(sock, until)
 
 
-def _costly(sock: socket.socket, until: float) -> None:
-    reader = threading.Thread(target=_drain, args=(sock, until))
-    reader.start()
-    try:
-        while time.monotonic() < until:
-            sock.sendall(COSTLY)
-    finally:
-        sock.shutdown(socket.SHUT_WR)
-        reader.join(TIMEOUT_S + 1)
-
-
-def _pipeline_flood(sock: socket.socket, until: float) -> None:
-    """Small valid requests as fast as the server takes them, every reply read."""
-    request = frame(json.dumps({"action": "reverse", "value": "abc"}).encode()) * 256
+def _send_reading(sock: socket.socket, until: float, data: bytes) -> None:
+    """Send ``data`` again and again until ``until``, reading every reply meanwhile."""
     reader = threading.Thread(target=_drain, args=(sock, until + 1))
     reader.start()
     try:
         while time.monotonic() < until:
-            sock.sendall(request)
+            sock.sendall(data)
     finally:
         sock.shutdown(socket.SHUT_WR)
         reader.join(TIMEOUT_S + 2)
+
+
+def _costly(sock: socket.socket, until: float) -> None:
+    _send_reading(sock, until, COSTLY)
+
+
+def _pipeline_flood(sock: socket.socket, until: float) -> None:
+    """Small valid requests as fast as the server takes them, every reply read."""
+    _send_reading(
+        sock, until, frame(json.dumps({"action": "reverse", "value": "abc"}).encode()) * 256
+    )
 
 
 def _accept_storm(sock: socket.socket, until: float) -> None:

@@ -114,16 +114,10 @@ def test_one_ipv6_host_is_one_network_for_the_per_address_cap(bounded: ComposeSt
         own = bounded.address_of(run.container, 6)
         sources = [own, *extra]
         for address in extra:  # a helper in the peer's network namespace, NET_ADMIN only
-            bounded.run_helper(
-                "tools",
+            bounded.net_admin(
+                run.container,
                 ["ip", "-6", "addr", "add", f"{address}/64", "dev", "eth0", "nodad"],
                 "adding an address",
-                network_mode=f"container:{run.container.id}",
-                user="0",
-                cap_drop=["ALL"],
-                cap_add=["NET_ADMIN"],
-                read_only=True,
-                security_opt=["no-new-privileges:true"],
             )
         code, out = run.container.exec_run(
             [

@@ -369,28 +369,25 @@ def test_swarm_up_and_down_on_an_engine_without_a_swarm(tmp_path: Path) -> None:
             "DOCKER_HOST": f"unix://{engine.socket_dir / 'docker.sock'}",
             "LAB_SWARM_MARK": str(tmp_path / "initialised"),
         }
-        up = subprocess.run(
-            [str(ROOT / "scripts" / "swarm.sh"), "up"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
+
+        def swarm_sh(command: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [str(ROOT / "scripts" / "swarm.sh"), command],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                check=False,
+            )
+
+        up = swarm_sh("up", 240)
         assert up.returncode == 0, up.stdout + up.stderr
         assert "initialised a single-node swarm" in up.stdout
         assert "verdict: all 6 exchanges crossed" in up.stdout
         has_ipvs = Path("/proc/net/ip_vs").exists()
         assert ("this kernel has IPVS" if has_ipvs else "this kernel has no IPVS") in up.stdout
         assert engine.api.info()["Swarm"]["LocalNodeState"] == "active"
-        down = subprocess.run(
-            [str(ROOT / "scripts" / "swarm.sh"), "down"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        down = swarm_sh("down", 120)
         assert down.returncode == 0, down.stdout + down.stderr
         assert "left swarm mode" in down.stdout
         assert engine.api.info()["Swarm"]["LocalNodeState"] == "inactive"

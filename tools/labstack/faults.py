@@ -36,18 +36,27 @@ class Faults(Stack):
         A tools container joins the service's network namespace with only NET_ADMIN (as root,
         so the capability is effective); the service itself keeps ``cap_drop: [ALL]``.
         """
-        output = self.run_helper(
-            "tools",
+        output = self.net_admin(
+            self.container(service),
             ["labfault", str(delay_ms), str(loss_pct)],
             f"shaping {service}",
-            network_mode=f"container:{self.container(service).id}",
+        )
+        return output.splitlines()[-1]
+
+    def net_admin(self, container: Container, command: list[str], what: str) -> str:
+        """Run ``command`` (a tools-image helper) in ``container``'s network namespace with only
+        NET_ADMIN, as root so that the capability is effective; its output."""
+        return self.run_helper(
+            "tools",
+            command,
+            what,
+            network_mode=f"container:{container.id}",
             user="0",
             cap_drop=["ALL"],
             cap_add=["NET_ADMIN"],
             read_only=True,
             security_opt=["no-new-privileges:true"],
         )
-        return output.splitlines()[-1]
 
     def crash(self, service: str) -> None:
         """SIGKILL the service's process from outside, as a crash ends it. (`docker kill`

@@ -1,0 +1,1 @@
+"""Benchmark peers (stdlib only): the asyncio-streams echo server and the load generator."""

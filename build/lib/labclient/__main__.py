@@ -1,0 +1,8 @@
+"""Entry point: ``python3 -m labclient``."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

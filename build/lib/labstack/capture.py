@@ -1,0 +1,175 @@
+"""Packet captures as plain records: what tcpdump saw, for ``make capture``, the capture tests
+and the cluster's VXLAN test (decoding by dpkt).
+
+    packets = read(pcap_bytes)              # IPv4/IPv6 TCP and UDP, VXLAN opened up
+    syns = [p for p in packets if p.flags == "S"]
+    Path("demo.pcapng").write_bytes(to_pcapng(pcap_bytes))   # for Wireshark
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+from dataclasses import dataclass
+
+import dpkt
+
+VXLAN_PORT = 4789
+VXLAN_HEADER = 8
+TCP_FLAGS = (
+    (dpkt.tcp.TH_SYN, "S"),
+    (dpkt.tcp.TH_FIN, "F"),
+    (dpkt.tcp.TH_RST, "R"),
+    (dpkt.tcp.TH_PUSH, "P"),
+    (dpkt.tcp.TH_ACK, "A"),
+)
+
+
+@dataclass(frozen=True)
+class Packet:
+    """One TCP segment or UDP datagram; ``outer`` is the VXLAN datagram that carried it."""
+
+    time: float
+    proto: str  # "tcp" or "udp"
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    payload: bytes
+    flags: str = ""  # TCP: "S", "SA", "A", "PA", "FA", "R"...
+    outer: Packet | None = None
+
+    @property
+    def family(self) -> int:
+        return 6 if ":" in self.src else 4
+
+    def between(self, a: tuple[str, int], b: tuple[str, int]) -> bool:
+        """Is this packet on the conversation between ``a`` and ``b`` (either direction)?"""
+        ends = {(self.src, self.sport), (self.dst, self.dport)}
+        return ends == {a, b}
+
+    def describe(self) -> str:
+        where = f"{_endpoint(self.src, self.sport)} > {_endpoint(self.dst, self.dport)}"
+        what = f"[{self.flags}]" if self.proto == "tcp" else "UDP"
+        return f"{where} {what} {len(self.payload)} B"
+
+
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _address(raw: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET6 if len(raw) == 16 else socket.AF_INET, raw)
+
+
+def _flags(tcp: dpkt.tcp.TCP) -> str:
+    return "".join(name for bit, name in TCP_FLAGS if tcp.flags & bit)
+
+
+def _decode(frame: dpkt.Packet, when: float, outer: Packet | None = None) -> list[Packet]:
+    ip = frame.data if not isinstance(frame, dpkt.ip.IP | dpkt.ip6.IP6) else frame
+    if not isinstance(ip, dpkt.ip.IP | dpkt.ip6.IP6):
+        return []
+    src, dst, layer4 = _address(ip.src), _address(ip.dst), ip.data
+    if isinstance(layer4, dpkt.tcp.TCP):
+        return [
+            Packet(
+                when,
+                "tcp",
+                src,
+                dst,
+                layer4.sport,
+                layer4.dport,
+                bytes(layer4.data),
+                _flags(layer4),
+                outer,
+            )
+        ]
+    if isinstance(layer4, dpkt.udp.UDP):
+        datagram = Packet(
+            when, "udp", src, dst, layer4.sport, layer4.dport, bytes(layer4.data), outer=outer
+        )
+        if layer4.dport == VXLAN_PORT and outer is None:
+            inner = dpkt.ethernet.Ethernet(bytes(layer4.data)[VXLAN_HEADER:])
+            return [datagram, *_decode(inner, when, datagram)]
+        return [datagram]
+    return []
+
+
+def read(pcap: bytes) -> list[Packet]:
+    """Every TCP and UDP packet in a pcap file (Ethernet, or Linux cooked from ``-i any``)."""
+    reader = dpkt.pcap.Reader(io.BytesIO(pcap))
+    link = {
+        dpkt.pcap.DLT_EN10MB: dpkt.ethernet.Ethernet,
+        dpkt.pcap.DLT_LINUX_SLL: dpkt.sll.SLL,
+        dpkt.pcap.DLT_LINUX_SLL2: dpkt.sll2.SLL2,
+    }.get(reader.datalink())
+    if link is None:
+        raise ValueError(f"unexpected link type {reader.datalink()} in the capture")
+    packets = []
+    for when, raw in reader:
+        packets += _decode(link(raw), when)
+    return packets
+
+
+def to_pcapng(pcap: bytes) -> bytes:
+    """The same capture as pcapng, the format Wireshark saves by default."""
+    reader = dpkt.pcap.Reader(io.BytesIO(pcap))
+    out = io.BytesIO()
+    writer = dpkt.pcapng.Writer(out, snaplen=reader.snaplen, linktype=reader.datalink())
+    for when, raw in reader:
+        writer.writepkt(raw, ts=when)
+    return out.getvalue()
+
+
+@dataclass
+class Conversation:
+    """One TCP connection, or one UDP flow, as the capture saw it: who opened it, how many
+    payload bytes each way, and who sent the first FIN."""
+
+    proto: str
+    client: tuple[str, int]
+    server: tuple[str, int]
+    packets: list[Packet]
+
+    @property
+    def family(self) -> int:
+        return 6 if ":" in self.client[0] else 4
+
+    def sent_by(self, side: str) -> list[Packet]:
+        src = self.client if side == "client" else self.server
+        return [p for p in self.packets if (p.src, p.sport) == src]
+
+    def payload(self, side: str) -> bytes:
+        """The bytes one side sent, in capture order (the lab's TCP has no loss to reorder)."""
+        return b"".join(p.payload for p in self.sent_by(side))
+
+    @property
+    def handshake(self) -> list[str]:
+        """The first three segments' flags with their direction: ["S>", "SA<", "A>"]."""
+        return [
+            f"{p.flags}{'>' if (p.src, p.sport) == self.client else '<'}" for p in self.packets[:3]
+        ]
+
+    @property
+    def first_fin(self) -> str | None:
+        for p in self.packets:
+            if "F" in p.flags:
+                return "client" if (p.src, p.sport) == self.client else "server"
+        return None
+
+
+def conversations(packets: list[Packet]) -> list[Conversation]:
+    """TCP connections (their client is the side that sent the SYN) and UDP flows (their client
+    is the side that sent first), in the order they began."""
+    found: dict[frozenset, Conversation] = {}
+    for p in packets:
+        if p.outer is not None:
+            continue
+        key = frozenset({(p.proto, p.src, p.sport), (p.proto, p.dst, p.dport)})
+        if key not in found:
+            if p.proto == "tcp" and p.flags != "S":
+                continue  # began before the capture did
+            found[key] = Conversation(p.proto, (p.src, p.sport), (p.dst, p.dport), [])
+        found[key].packets.append(p)
+    return list(found.values())

@@ -1,0 +1,216 @@
+"""One-off containers beside a stack: clients, test peers and tools, on the stack's network,
+hardened as ``compose.yaml`` hardens its services (read from the compose model, not copied)."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import json
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker.types
+import jsonschema
+from docker.models.containers import Container
+
+from .lifecycle import tcpdump_command
+from .stack import ROOT, Stack, StackError
+
+# compose.yaml's service keys that harden a container, by the Docker SDK's name for each.
+CAPTURE_FILE = "/tmp/capture.pcap"  # noqa: S108 (inside the capture helper)
+HARDENING_KEYS = {
+    "read_only": "read_only",
+    "cap_drop": "cap_drop",
+    "security_opt": "security_opt",
+    "user": "user",
+    "pids_limit": "pids_limit",
+    "mem_limit": "mem_limit",
+    "ulimits": "ulimits",
+}
+
+
+@dataclass
+class ClientResult:
+    """What a one-off client container did: its exit status, its JSON result, its output."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    data: dict = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["data"][name]
+        except KeyError:
+            raise AttributeError(f"client result has no {name!r}; it was: {self}") from None
+
+    def __str__(self) -> str:
+        return (
+            f"exit {self.exit_code}; stdout: {self.stdout.strip()[-2000:]!r}; "
+            f"stderr: {self.stderr.strip()[-2000:]!r}"
+        )
+
+
+class ClientRun:
+    """A one-off container started in the background; ``wait()`` collects its result. For a
+    ``labclient ... --json`` run (``client_json``), its JSON line must match the client's
+    schema (docs/client-result.schema.json): the line is a contract, checked every time."""
+
+    def __init__(self, container: Container, client_json: bool = False) -> None:
+        self.container = container
+        self.client_json = client_json
+
+    def logs(self) -> str:
+        return self.container.logs(stdout=True, stderr=True).decode(errors="replace")
+
+    def wait(self, timeout_s: float = 120) -> ClientResult:
+        try:
+            status = self.container.wait(timeout=timeout_s)
+        except Exception as exc:  # requests' ReadTimeout, or the engine went away
+            raise StackError(
+                f"client {self.container.short_id} did not finish within "
+                f"{timeout_s:g}s ({exc}); output so far: {self.logs()[-2000:]}"
+            ) from None
+        stdout = self.container.logs(stdout=True, stderr=False).decode(errors="replace")
+        stderr = self.container.logs(stdout=False, stderr=True).decode(errors="replace")
+        data: dict = {}
+        lines = stdout.strip().splitlines()
+        if lines:
+            with contextlib.suppress(json.JSONDecodeError):
+                data = json.loads(lines[-1])
+        if self.client_json:
+            errors = sorted(client_schema().iter_errors(data), key=lambda e: e.path)
+            if errors:
+                raise StackError(
+                    f"the client's JSON line breaks docs/client-result.schema.json"
+                    f": {errors[0].message} (at {list(errors[0].path)}); "
+                    f"stdout: {stdout[-2000:]!r}"
+                )
+        return ClientResult(status["StatusCode"], stdout, stderr, data)
+
+
+@functools.cache
+def client_schema() -> jsonschema.Draft202012Validator:
+    schema = json.loads((ROOT / "docs" / "client-result.schema.json").read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+@functools.cache
+def lab_hardening() -> dict[str, Any]:
+    """The client service's hardening in the lab's ``compose.yaml``, as Docker SDK options
+    (from `docker compose config`, so a change there reaches every one-off container too)."""
+    proc = subprocess.run(
+        [
+            "docker",
+            "compose",
+            "--project-directory",
+            str(ROOT),
+            "--file",
+            str(ROOT / "compose.yaml"),
+            "config",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise StackError(f"`docker compose config` failed: {proc.stderr.strip()[-2000:]}")
+    service = json.loads(proc.stdout)["services"]["client"]
+    options = {sdk: service[key] for key, sdk in HARDENING_KEYS.items() if key in service}
+    if "ulimits" in options:
+        options["ulimits"] = [
+            docker.types.Ulimit(name=name, soft=limit["soft"], hard=limit["hard"])
+            for name, limit in options["ulimits"].items()
+        ]
+    return options
+
+
+class OneOffClients(Stack):
+    """Starting containers of the lab's images on the stack's network."""
+
+    @property
+    def hardening(self) -> dict[str, Any]:
+        return lab_hardening()
+
+    def start_container(self, image: str, command: list[str], **options: Any) -> ClientRun:
+        """A one-off container on the stack's network, hardened like the services unless
+        ``options`` say otherwise, labelled so that teardown removes it."""
+        container = self.docker.containers.run(
+            f"sockets-lab/{image}:{self.image_tag}",
+            command,
+            detach=True,
+            network=self.network_name,
+            labels=self.oneoff_labels(),
+            **{**self.hardening, **options},
+        )
+        self._oneoffs.append(container)
+        return ClientRun(container)
+
+    def start_client(self, *args: str, json_output: bool = True) -> ClientRun:
+        """Start a one-off client container on the stack's network."""
+        container = self.start_container(
+            "client", [*args, "--json"] if json_output else list(args)
+        ).container
+        return ClientRun(container, client_json=json_output)
+
+    def start_python(self, source: str, *args: str) -> ClientRun:
+        """Run a stdlib Python script (e.g. a test peer) in a one-off container on the network."""
+        return self.start_container("client", list(args), entrypoint=["python3", "-c", source])
+
+    @contextlib.contextmanager
+    def capture(
+        self, service: str = "server", bpf: str = "tcp or udp", interface: str = "eth0"
+    ) -> Iterator[dict[str, bytes]]:
+        """tcpdump in the service's network namespace while the block runs (a tools-image
+        helper joined to it); the pcap is in the yielded dict's "pcap" afterwards. tcpdump
+        runs as root with CAP_NET_RAW, plus CAP_SETUID/SETGID for its own privilege drop
+        (``-Z root``: to root again, so that it need not chown its file to another user).
+        ``interface`` eth0 is the stack's network: the health check's loopback probes stay
+        out."""
+        helper = self.docker.containers.run(
+            f"sockets-lab/tools:{self.image_tag}",
+            [*tcpdump_command(interface, bpf, CAPTURE_FILE), "-Z", "root"],
+            detach=True,
+            network_mode=f"container:{self.container(service).id}",
+            user="0:0",
+            cap_drop=["ALL"],
+            cap_add=["NET_RAW", "SETUID", "SETGID"],
+            security_opt=["no-new-privileges:true"],
+            labels=self.oneoff_labels(),
+        )
+        self._oneoffs.append(helper)
+        result: dict[str, bytes] = {}
+        try:
+            self.wait_for_log(helper, "listening on", within_s=15)
+            yield result
+        finally:
+            helper.reload()
+            if helper.status != "running":
+                raise StackError(f"tcpdump stopped early: {helper.logs().decode()[-1000:]}")
+            helper.kill(signal="SIGINT")
+            helper.wait(timeout=15)
+            stream, _ = helper.get_archive(CAPTURE_FILE)
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                member = tar.extractfile(tar.getmembers()[0])
+                assert member is not None, "the capture is a file"
+                result["pcap"] = member.read()
+            helper.remove(force=True)
+            self._oneoffs.remove(helper)
+
+    def run_client(
+        self, *args: str, timeout_s: float = 120, json_output: bool = True
+    ) -> ClientResult:
+        """Run a client subcommand to completion and return its result."""
+        run = self.start_client(*args, json_output=json_output)
+        try:
+            return run.wait(timeout_s)
+        finally:
+            run.container.remove(force=True)
+            self._oneoffs.remove(run.container)

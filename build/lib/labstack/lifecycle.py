@@ -1,0 +1,103 @@
+"""What every test bed of the lab shares, a compose stack and a cluster alike: a context
+manager that starts on enter and stops on exit (also when starting failed half-way, a test
+raised, or Ctrl-C came), remembers what it created under one label, and sweeps that label at
+the end, so that nothing is left behind.
+
+    class Stack(Lifecycle):            # tools/labstack/stack.py
+    class Cluster(Lifecycle):          # tools/labstack/cluster.py
+        label = f"{CLUSTER_LABEL}={run}"
+        def start(self) -> None: ...
+        def stop(self) -> None: ...    # safe twice, and after a failed start
+        def logs(self) -> str: ...     # what a failing test's report shows
+
+The test session reads ``Lifecycle.created`` (to check nothing is left) and ``Lifecycle.active``
+(whose logs a failing test shows); every subclass's instances are in both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, ClassVar, Self
+
+import docker
+import docker.errors
+
+
+class Lifecycle:
+    """Start on enter, stop on exit, sweep the label; subclasses say how."""
+
+    created: ClassVar[list[Lifecycle]] = []  # every one made in this process
+    active: ClassVar[list[Lifecycle]] = []  # those started and not yet stopped
+    label: str  # "key=value": everything this one creates carries it
+    project: str  # a name for reports
+    docker: docker.DockerClient
+
+    def __enter__(self) -> Self:
+        Lifecycle.created.append(self)
+        Lifecycle.active.append(self)
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # `up` failing half-way (or Ctrl-C during it) still cleans up
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self in Lifecycle.active:
+            Lifecycle.active.remove(self)
+        self.stop()
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def logs(self) -> str:
+        raise NotImplementedError
+
+    def leftovers(self) -> list[str]:
+        return labelled_leftovers(self.docker, self.label)
+
+    def sweep(self) -> list[str]:
+        """Force-remove anything still carrying the label; return what was found."""
+        return sweep_labelled(self.docker, self.label)
+
+
+def _labelled(engine: docker.DockerClient, label: str) -> list[tuple[str, Any]]:
+    """Every container, network and volume carrying ``label`` (``key=value``), containers
+    first: they hold the networks and volumes."""
+    found = {"label": label}
+    return (
+        [("container", c) for c in engine.containers.list(all=True, filters=found)]
+        + [("network", n) for n in engine.networks.list(filters=found)]
+        + [("volume", v) for v in engine.volumes.list(filters=found)]
+    )
+
+
+def labelled_leftovers(engine: docker.DockerClient, label: str) -> list[str]:
+    return [f"{kind} {thing.name}" for kind, thing in _labelled(engine, label)]
+
+
+def sweep_labelled(engine: docker.DockerClient, label: str) -> list[str]:
+    """Force-remove everything carrying ``label``; return what was found. One already gone
+    meanwhile is not an error."""
+    found = []
+    for kind, thing in _labelled(engine, label):
+        found.append(f"{kind} {thing.name}")
+        with contextlib.suppress(docker.errors.NotFound):
+            if kind == "container":
+                thing.remove(force=True, v=True)
+            else:
+                thing.remove(**({} if kind == "network" else {"force": True}))
+    return found
+
+
+def tcpdump_command(interface: str, bpf: str, path: str) -> list[str]:
+    """tcpdump writing ``path`` from ``interface``, for a helper container or a node alike:
+    numeric, each packet written as it comes (``-U``), and ``--immediate-mode`` (without it,
+    packets wait in the kernel's ring and those still waiting at the interrupt are lost)."""
+    return ["tcpdump", "-i", interface, "-n", "-U", "--immediate-mode", "-w", path, bpf]

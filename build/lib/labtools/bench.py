@@ -1,0 +1,809 @@
+"""`make bench`: the project's server beside its peers, measured in one run on one network.
+
+Brings up bench/compose.yaml under its own compose project: the project's server; asyncio echo
+servers with streams and with a Protocol; the Protocol one on uvloop (when the tools image has
+it); socat as an echo server; iperf3; and the tutorial's steps. Then one load generator
+(services/labbench/loadgen.py, in a long-lived container of its own) runs every workload against
+every server that speaks it.
+
+Made to be trusted on a small, noisy machine:
+- pinned: every server on one core, the load generator on the others (compose ``cpuset``);
+- the server's **CPU time per request** (its cgroup's CPU counter over the measured window,
+  divided by the requests answered in it), the figure noise moves least, beside req/s;
+- every workload 3 times, servers interleaved (A B C A B C A B C), reported as the median with
+  the min-max spread, in the table and in the chart.
+
+Writes bench/results/latest.json (every run, and the medians; a timestamped copy), latest.md
+(the tables) and latest.png (the chart). The stack is torn down afterwards, however it ends.
+
+    scripts/bench.py [--quick] [--duration S] [--repeats N] [--no-pin] [--only W,..] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import docker
+import matplotlib
+from docker.models.containers import Container
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt
+from lab import registry
+from labstack import ROOT, ComposeStack
+from labstack.stack import NotYet, wait_for
+from matplotlib.axes import Axes
+
+SERVERS = ("project", "asyncio", "asyncio-protocol", "uvloop", "socat")
+PYPI_PEERS = {"uvloop": "uvloop"}  # peers that need a module from services/labbench/peers.txt
+STEPS = ("blocking", "threaded", "multiconn")  # the tutorial's servers (LAB_SERVER)
+ECHO = registry.default_port("tcp-echo")
+TCP_PORT = {
+    "project": ECHO,
+    **dict.fromkeys(STEPS, ECHO),
+    **dict.fromkeys(("asyncio", "asyncio-protocol", "uvloop", "socat"), 7000),
+}
+UDP_PORT = {"project": registry.default_port("udp-echo"), "asyncio": 7000, "uvloop": 7000}
+APP_PORT = 65433
+SAMPLE_EVERY_S = 0.25
+CONTAINER_TMP = {"/tmp": "size=16m"}  # noqa: S108 (a tmpfs inside the container, not ours)
+FIGURES = (
+    "req_per_s",
+    "mb_per_s",
+    "p50_us",
+    "p99_us",
+    "p999_us",
+    "server_cpu_us_per_req",
+    "server_cpu_pct",
+    "server_rss_mb",
+    "loadgen_cpu_pct",
+)
+
+
+def cases(quick: bool, servers: tuple[str, ...]) -> list[dict]:
+    """Every workload, with the servers that speak it (each case is run REPEATS times,
+    servers interleaved)."""
+    udp = [s for s in servers if s in UDP_PORT]
+    if quick:
+        return [
+            {"workload": "rr", "conns": 4, "size": 1024, "servers": servers},
+            {"workload": "bulk", "conns": 1, "size": 65536, "servers": ("project", "iperf3")},
+            {"workload": "udp", "conns": 2, "size": 512, "servers": ("project",)},
+            {"workload": "idle", "conns": 200, "size": 1024, "servers": ("project",)},
+            {"workload": "app", "conns": 4, "size": 1024, "servers": ("project",)},
+            *steps_cases(quick),
+        ]
+    return [
+        {"workload": "rr", "conns": 1, "size": 1024, "servers": servers},
+        {"workload": "rr", "conns": 64, "size": 1024, "servers": servers},
+        {"workload": "rr", "conns": 16, "size": 65536, "servers": servers},
+        {"workload": "bulk", "conns": 1, "size": 65536, "servers": (*servers, "iperf3")},
+        {"workload": "udp", "conns": 2, "size": 512, "servers": tuple(udp)},
+        {"workload": "idle", "conns": 10000, "size": 1024, "servers": ("project",)},
+        {"workload": "app", "conns": 64, "size": 1024, "servers": ("project",)},
+        *steps_cases(quick),
+    ]
+
+
+def steps_cases(quick: bool) -> list[dict]:
+    """From the tutorial to the lab: idle clients held, and rr 1 KiB at 16 connections. The
+    blocking server accepts nobody while it serves one client: idle clients beyond its listen
+    backlog (128) would wait out their connect timeouts, so it gets 100."""
+    servers = (*STEPS, "project")
+    idle = [
+        {
+            "workload": "idle",
+            "conns": 20 if quick else n,
+            "size": 1024,
+            "servers": (s,),
+            "table": "steps",
+        }
+        for s, n in (("blocking", 100), ("threaded", 1000), ("multiconn", 1000), ("project", 1000))
+    ]
+    return [
+        *idle,
+        {
+            "workload": "rr",
+            "conns": 4 if quick else 16,
+            "size": 1024,
+            "servers": servers,
+            "table": "steps",
+        },
+    ]
+
+
+def pinning(engine: docker.DockerClient, pin: bool) -> dict[str, str] | None:
+    """Which cores the servers and the load generator get: the servers core 0, the load
+    generator the rest (BENCH_SERVER_CPUS and BENCH_LOADGEN_CPUS override). None: unpinned
+    (--no-pin, or an engine with one core)."""
+    cores = engine.info().get("NCPU") or 1
+    if not pin or cores < 2:
+        return None
+    return {
+        "server": os.environ.get("BENCH_SERVER_CPUS", "0"),
+        "loadgen": os.environ.get("BENCH_LOADGEN_CPUS", "1" if cores == 2 else f"1-{cores - 1}"),
+    }
+
+
+def core_count(cpuset: str | None) -> int:
+    """How many cores a cpuset string ("1", "1-3", "0,2") names."""
+    if not cpuset:
+        return os.cpu_count() or 2
+    count = 0
+    for part in cpuset.split(","):
+        low, _, high = part.partition("-")
+        count += int(high or low) - int(low) + 1
+    return count
+
+
+def available_peers(image: str) -> dict[str, str | None]:
+    """For each PyPI peer: None if the tools image has its module, else why not."""
+    why = {}
+    for service, module in PYPI_PEERS.items():
+        proc = subprocess.run(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--entrypoint",
+                "python3",
+                image,
+                "-c",
+                f"import {module}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        why[service] = (
+            None
+            if proc.returncode == 0
+            else (
+                f"{module} is not in the tools image (scripts/fetch-wheels.sh could not download "
+                f"it?): {proc.stderr.strip().splitlines()[-1:]}"
+            )
+        )
+    return why
+
+
+class Sampler(threading.Thread):
+    """The peak RSS of one container (the server under test, named by ``watch`` before each
+    run), from the SDK's stats (the engine refreshes them once a second)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.container: Container | None = None
+        self.peak = 0
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+
+    def watch(self, container: Container) -> None:
+        with self.lock:
+            self.container, self.peak = container, 0
+
+    def peak_mb(self) -> float | None:
+        with self.lock:
+            return round(self.peak / 2**20, 1) if self.peak else None
+
+    def run(self) -> None:
+        while not self.stopped.wait(SAMPLE_EVERY_S):
+            with self.lock:
+                container = self.container
+            if container is None:
+                continue
+            try:
+                memory = container.stats(stream=False, one_shot=True)["memory_stats"]
+            except Exception:  # noqa: S112 (a sample missed during teardown is just missed)
+                continue
+            rss = memory.get("stats", {}).get("anon", memory.get("stats", {}).get("rss", 0))
+            with self.lock:
+                if container is self.container:
+                    self.peak = max(self.peak, rss)
+
+
+CPU_COMMAND = [
+    "sh",
+    "-c",
+    "cat /sys/fs/cgroup/cpu.stat 2>/dev/null || cat /sys/fs/cgroup/cpuacct/cpuacct.usage",
+]
+# Where a local engine keeps a container's CPU counter (cgroup v2 and v1; cgroupfs and systemd
+# drivers): read from here without an exec when the benchmark runs on the engine's host.
+HOST_CPU_FILES = (
+    "/sys/fs/cgroup/docker/{id}/cpu.stat",
+    "/sys/fs/cgroup/system.slice/docker-{id}.scope/cpu.stat",
+    "/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage",
+    "/sys/fs/cgroup/cpuacct/system.slice/docker-{id}.scope/cpuacct.usage",
+)
+
+
+def _parse_cpu(text: str) -> float:
+    """Seconds from cgroup v2's cpu.stat (usage_usec) or v1's cpuacct.usage (ns)."""
+    for line in text.splitlines():
+        if line.startswith("usage_usec "):
+            return int(line.split()[1]) / 1e6
+    return int(text.split(maxsplit=1)[0]) / 1e9
+
+
+def cpu_seconds(container: Container) -> float:
+    """The CPU time the container's cgroup has used so far: the kernel's own counter, from the
+    host's cgroup tree when it is there, else read in the container. Every process of the
+    container counts, and the kernel's work done in their context (system calls)."""
+    for pattern in HOST_CPU_FILES:
+        try:
+            return _parse_cpu(Path(pattern.format(id=container.id)).read_text())
+        except OSError:
+            continue
+    code, out = container.exec_run(CPU_COMMAND)
+    if code != 0:
+        raise RuntimeError(f"cannot read {container.name}'s CPU counter: {out.decode()[-300:]}")
+    return _parse_cpu(out.decode())
+
+
+class LoadGenerator:
+    """One long-lived tools container, pinned to the load generator's cores; each run is an
+    exec in it (a fresh container per run would cost a second each)."""
+
+    def __init__(self, stack: ComposeStack, cpuset: str | None) -> None:
+        options = {"cpuset_cpus": cpuset} if cpuset else {}
+        self.stack, self.cores = stack, core_count(cpuset)
+        self.container = stack.start_container(
+            "tools",
+            ["python3", "-c", "import time; time.sleep(3600)"],
+            pids_limit=256,
+            mem_limit="2g",
+            tmpfs=CONTAINER_TMP,
+            ulimits=[docker.types.Ulimit(name="nofile", soft=20000, hard=20000)],
+            # Its connections' TIME_WAITs outlive a run (60 s): three runs of 10,000 idle
+            # clients would exhaust the default 28,000 ephemeral ports of this one namespace.
+            sysctls={"net.ipv4.ip_local_port_range": "1024 65535", "net.ipv4.tcp_tw_reuse": "1"},
+            **options,
+        ).container
+
+    def run(self, command: list[str], whole: bool = False) -> dict:
+        """Run ``command`` to its end; its JSON result: the last line of its output (the
+        load generator's), or all of it with ``whole`` (iperf3's)."""
+        code, (out, err) = self.container.exec_run(command, demux=True)
+        text = (out or b"").decode().strip()
+        if code != 0 or not text:
+            raise RuntimeError(
+                f"{command[:4]} failed ({code}): {text[-1000:]} "
+                f"{(err or b'').decode(errors='replace')[-2000:]}"
+            )
+        return json.loads(text if whole else text.splitlines()[-1])
+
+
+def loadgen_command(run: dict, duration: float, processes: int) -> list[str]:
+    server = run["server"]
+    port = (
+        APP_PORT
+        if run["workload"] == "app"
+        else (UDP_PORT if run["workload"] == "udp" else TCP_PORT)[server]
+    )
+    command = [
+        "python3",
+        "-m",
+        "labbench.loadgen",
+        run["workload"],
+        "--host",
+        server,
+        "--port",
+        str(port),
+        "--conns",
+        str(run["conns"]),
+        "--size",
+        str(run["size"] or 0),
+        "--duration",
+        str(duration),
+        "--processes",
+        str(processes),
+    ]
+    if run["workload"] == "idle":
+        command += ["--idle", str(run["conns"])]
+    return command
+
+
+def run_iperf3(loadgen: LoadGenerator, duration: float) -> dict:
+    seconds = max(1, round(duration))
+    report = loadgen.run(
+        ["iperf3", "--client", "iperf3", "--time", str(seconds), "--json"], whole=True
+    )
+    if "error" in report:
+        raise RuntimeError(f"iperf3: {report['error']}")
+    started = report["start"]["timestamp"]["timesecs"]
+    return {
+        "window": [started, started + seconds],
+        "req_per_s": None,
+        "mb_per_s": round(report["end"]["sum_received"]["bits_per_second"] / 8e6, 2),
+        "errors": 0,
+        "loadgen_cpu_pct": round(report["end"]["cpu_utilization_percent"]["host_total"], 1),
+    }
+
+
+def schedule(plan: list[dict], repeats: int) -> list[dict]:
+    """Each case ``repeats`` times with its servers interleaved: A B C A B C A B C."""
+    return [
+        {**{k: v for k, v in case.items() if k != "servers"}, "server": server, "repeat": i + 1}
+        for case in plan
+        for i in range(repeats)
+        for server in case["servers"]
+    ]
+
+
+def wait_ready(stack: ComposeStack, loadgen: LoadGenerator, services: tuple[str, ...]) -> None:
+    """Each server accepts connections (a TCP connect from the load generator's container):
+    the benchmark's services have no health checks."""
+    probe = (
+        "import socket, sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 1).close()"
+    )
+
+    def accepts(service: str, port: int) -> None:
+        code, _ = loadgen.container.exec_run(["python3", "-c", probe, service, str(port)])
+        if code != 0:
+            raise NotYet(f"{service}:{port} does not accept yet")
+
+    for service in services:
+        port = 5201 if service == "iperf3" else TCP_PORT[service]
+        wait_for(
+            f"{service} to accept on port {port}",
+            lambda s=service, p=port: accepts(s, p),
+            within_s=60,
+            every_s=0.2,
+        )
+
+
+def measure(
+    stack: ComposeStack,
+    runs: list[dict],
+    duration: float,
+    cpus: dict[str, str] | None,
+    services: tuple[str, ...],
+) -> list[dict]:
+    loadgen = LoadGenerator(stack, cpus["loadgen"] if cpus else None)
+    wait_ready(stack, loadgen, services)
+    sampler = Sampler()
+    sampler.start()
+    results = []
+    try:
+        for n, run in enumerate(runs, 1):
+            print(
+                f"bench: [{n}/{len(runs)}] {run['workload']:<5} {run['server']:<16} "
+                f"conns={run['conns']:<6} size={run['size']} (repeat {run['repeat']})",
+                flush=True,
+            )
+            server = stack.container(run["server"])
+            sampler.watch(server)
+            cpu_before = cpu_seconds(server)
+            raw = (
+                run_iperf3(loadgen, duration)
+                if run["server"] == "iperf3"
+                else loadgen.run(loadgen_command(run, duration, loadgen.cores))
+            )
+            cpu_s = cpu_seconds(server) - cpu_before  # the run's connects included: a few ms
+            elapsed = raw["window"][1] - raw["window"][0]
+            requests = raw.get("requests") if run["workload"] != "bulk" else None
+            row = {
+                "workload": run["workload"],
+                "server": run["server"],
+                "conns": run["conns"],
+                "size_bytes": run["size"],
+                "repeat": run["repeat"],
+                **{
+                    k: raw.get(k)
+                    for k in (
+                        "req_per_s",
+                        "mb_per_s",
+                        "p50_us",
+                        "p99_us",
+                        "p999_us",
+                        "errors",
+                        "loadgen_cpu_pct",
+                    )
+                },
+                "server_rss_mb": sampler.peak_mb(),
+                "server_cpu_pct": round(100 * cpu_s / elapsed, 1),
+                "server_cpu_us_per_req": (round(1e6 * cpu_s / requests, 1) if requests else None),
+            }
+            for extra in (
+                "loss_pct",
+                "sent",
+                "held",
+                "turned_away",
+                "connect_failed",
+                "requests",
+                "engine",
+            ):
+                if extra in raw:
+                    row[extra] = raw[extra]
+            if "table" in run:
+                row["table"] = run["table"]
+            results.append(row)
+    finally:
+        sampler.stopped.set()
+        sampler.join(5)
+    return results
+
+
+def summarise(results: list[dict]) -> list[dict]:
+    """One row per (workload, server, conns, size, table): each figure's median, and its
+    min-max over the repeats in ``spread``."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in results:
+        key = tuple(row.get(k) for k in ("workload", "server", "conns", "size_bytes", "table"))
+        groups.setdefault(key, []).append(row)
+    summary = []
+    for rows in groups.values():
+        out = {k: rows[0][k] for k in ("workload", "server", "conns", "size_bytes")}
+        if "table" in rows[0]:
+            out["table"] = rows[0]["table"]
+        out["repeats"] = len(rows)
+        out["errors"] = sum(r.get("errors") or 0 for r in rows)
+        out["spread"] = {}
+        for figure in (*FIGURES, "loss_pct", "held", "turned_away", "connect_failed"):
+            values = [r[figure] for r in rows if r.get(figure) is not None]
+            if not values:
+                out.setdefault(figure, None)
+                continue
+            median = statistics.median(values)
+            out[figure] = round(median, 2) if isinstance(median, float) else median
+            out["spread"][figure] = [min(values), max(values)]
+        summary.append(out)
+    return summary
+
+
+def find(results: list[dict], **match: object) -> dict | None:
+    return next((r for r in results if all(r.get(k) == v for k, v in match.items())), None)
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
+
+
+def targets(summary: list[dict]) -> list[dict]:
+    """The issue's targets, judged on the medians of this run (a report, not a test)."""
+    main = [r for r in summary if r.get("table") is None]
+
+    def rr64(server: str, figure: str = "req_per_s") -> float | None:
+        row = find(main, workload="rr", server=server, conns=64, size_bytes=1024)
+        return row[figure] if row else None
+
+    def check(name: str, value: float | None, bound: float, way: str = ">=") -> dict:
+        holds = {
+            ">=": value is not None and value >= bound,
+            "<=": value is not None and value <= bound,
+            "<": value is not None and value < bound,
+        }
+        return {"target": name, "value": value, "met": holds[way]}
+
+    bulk = find(main, workload="bulk", server="project")
+    ceiling = find(main, workload="bulk", server="iperf3")
+    out = [
+        check(
+            "rr 1 KiB x64: project / asyncio streams >= 1.5",
+            ratio(rr64("project"), rr64("asyncio")),
+            1.5,
+        ),
+        check(
+            "rr 1 KiB x64: project / asyncio Protocol >= 1.2",
+            ratio(rr64("project"), rr64("asyncio-protocol")),
+            1.2,
+        ),
+        check("rr 1 KiB x64: project / socat >= 2", ratio(rr64("project"), rr64("socat")), 2.0),
+        check(
+            "rr 1 KiB x64: uvloop / project <= 1.25 (within 1.25x of uvloop)",
+            ratio(rr64("uvloop"), rr64("project")),
+            1.25,
+            "<=",
+        ),
+        check(
+            "rr 1 KiB x64: server CPU per request, project / asyncio streams <= 0.6",
+            ratio(
+                rr64("project", "server_cpu_us_per_req"), rr64("asyncio", "server_cpu_us_per_req")
+            ),
+            0.6,
+            "<=",
+        ),
+        check(
+            "bulk echo: project / iperf3 ceiling >= 0.60",
+            ratio(bulk["mb_per_s"] if bulk else None, ceiling["mb_per_s"] if ceiling else None),
+            0.6,
+        ),
+    ]
+    if udp := find(main, workload="udp", server="project"):
+        out.append(
+            check("UDP >= 50,000 datagrams/s echoed (loss reported)", udp["req_per_s"], 50000)
+        )
+    if idle := find(main, workload="idle", server="project"):
+        out.append(
+            check(
+                f"{idle['conns']} idle connections: server RSS < 64 MB",
+                idle["server_rss_mb"],
+                64,
+                "<",
+            )
+        )
+        out.append(
+            check(
+                "fresh connection p99 < 5 ms meanwhile",
+                idle["p99_us"] and round(idle["p99_us"] / 1000, 2),
+                5,
+                "<",
+            )
+        )
+    return out
+
+
+def spread(row: dict, figure: str, scale: float = 1.0) -> str:
+    """``median (min-max)`` of one figure, or the median alone when the repeats agree."""
+    value = row.get(figure)
+    if value is None:
+        return ""
+    low, high = row["spread"].get(figure, (value, value))
+
+    def fmt(x: float) -> str:
+        x = x / scale
+        return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+    return fmt(value) if low == high else f"{fmt(value)} ({fmt(low)}-{fmt(high)})"
+
+
+def steps_table(summary: list[dict]) -> list[str]:
+    """From the tutorial to the lab: each step's memory holding idle clients, and rr 1 KiB."""
+    lines = [
+        "| server | idle clients held open | server RSS (MB) | fresh connections meanwhile: "
+        "p99 (ms), or failed | rr 1 KiB conns | req/s | p99 (us) | "
+        "server CPU per request (us) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for server in (*STEPS, "project"):
+        idle = find(summary, workload="idle", server=server, table="steps") or {"spread": {}}
+        rr = find(summary, workload="rr", server=server, table="steps") or {"spread": {}}
+        away = idle.get("turned_away") or 0
+        held = f"{idle.get('held', '')} of {idle.get('conns', '')}" + (
+            f" ({away} turned away)" if away else ""
+        )
+        fresh = (
+            spread(idle, "p99_us", 1000)
+            if idle.get("p99_us") is not None
+            else f"none answered, {idle.get('errors', 0)} failed in {idle.get('repeats', 0)} run(s)"
+        )
+        lines.append(
+            f"| {'lab' if server == 'project' else server} | {held} | "
+            f"{spread(idle, 'server_rss_mb')} | {fresh} | {rr.get('conns', '')} | "
+            f"{spread(rr, 'req_per_s')} | {spread(rr, 'p99_us')} | "
+            f"{spread(rr, 'server_cpu_us_per_req')} |"
+        )
+    return lines
+
+
+def markdown(report: dict) -> str:
+    cols = [
+        ("req/s", "req_per_s"),
+        ("MB/s", "mb_per_s"),
+        ("p50 us", "p50_us"),
+        ("p99 us", "p99_us"),
+        ("server CPU us/req", "server_cpu_us_per_req"),
+        ("server CPU %", "server_cpu_pct"),
+        ("server RSS MB", "server_rss_mb"),
+        ("loadgen CPU %", "loadgen_cpu_pct"),
+    ]
+    lines = [
+        "| workload | server | conns | size | " + " | ".join(c[0] for c in cols) + " | errors |",
+        "|" + "---|" * (len(cols) + 5),
+    ]
+    for row in [r for r in report["summary"] if r.get("table") is None]:
+        workload = row["workload"]
+        if workload == "udp" and row.get("loss_pct") is not None:
+            workload = f"udp (loss {row['loss_pct']}%)"
+        cells = [workload, row["server"], str(row["conns"]), str(row["size_bytes"] or "")]
+        cells += [spread(row, figure) for _, figure in cols] + [str(row["errors"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "From the tutorial to the lab (LAB_SERVER):", "", *steps_table(report["summary"])]
+    lines += ["", "| target (medians) | this run | met |", "|---|---|---|"]
+    lines += [
+        f"| {t['target']} | {t['value']} | {'yes' if t['met'] else 'no'} |"
+        for t in report["targets"]
+    ]
+    machine, cpus = report["machine"], report["cpus"]
+    pinned = (
+        f"servers pinned to core {cpus['server']}, load generator to core {cpus['loadgen']}"
+        if cpus
+        else "unpinned"
+    )
+    missing = "".join(
+        f" {peer}: not measured ({why})." for peer, why in report["unavailable"].items()
+    )
+    lines += [
+        "",
+        f"Median of {report['repeats']} interleaved runs (min-max in brackets), "
+        f"{report['duration_s']} s each; {pinned}. {machine['cores']} cores, kernel "
+        f"{machine['kernel']}, docker {machine['docker']}, run at {report['started']}."
+        f"{missing}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _bars(axis: Axes, groups: list[str], series: dict[str, list[dict | None]], figure: str) -> None:
+    """Grouped bars of ``figure``'s median per series, with min-max error bars."""
+    width = 0.8 / max(1, len(series))
+    for i, (name, rows) in enumerate(series.items()):
+        medians = [(r or {}).get(figure) or 0 for r in rows]
+        low = [
+            m - ((r or {}).get("spread", {}).get(figure, (m, m))[0])
+            for m, r in zip(medians, rows, strict=True)
+        ]
+        high = [
+            ((r or {}).get("spread", {}).get(figure, (m, m))[1]) - m
+            for m, r in zip(medians, rows, strict=True)
+        ]
+        axis.bar(
+            [x + i * width for x in range(len(groups))],
+            medians,
+            width,
+            label=name,
+            yerr=[low, high],
+            capsize=3,
+        )
+    axis.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(groups))], groups)
+
+
+def chart(report: dict, path: Path) -> None:
+    summary = [r for r in report["summary"] if r.get("table") is None]
+    servers = [s for s in SERVERS if find(summary, server=s)]
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4.4))
+    conns = sorted(
+        {r["conns"] for r in summary if r["workload"] == "rr" and r["size_bytes"] == 1024}
+    )
+    _bars(
+        left,
+        [f"{c} conns" for c in conns],
+        {
+            s: [find(summary, workload="rr", server=s, conns=c, size_bytes=1024) for c in conns]
+            for s in servers
+        },
+        "req_per_s",
+    )
+    left.set_title("request/response, 1 KiB: requests/s")
+    left.legend(fontsize=8)
+    top = max(conns) if conns else 0
+    _bars(
+        middle,
+        [f"{top} conns"],
+        {s: [find(summary, workload="rr", server=s, conns=top, size_bytes=1024)] for s in servers},
+        "server_cpu_us_per_req",
+    )
+    middle.set_title(f"server CPU per request (us), rr 1 KiB x{top}: lower is better")
+    bulk = [s for s in (*SERVERS, "iperf3") if find(summary, workload="bulk", server=s)]
+    _bars(
+        right,
+        ["bulk echo"],
+        {s: [find(summary, workload="bulk", server=s)] for s in bulk},
+        "mb_per_s",
+    )
+    right.set_title("bulk echo, one connection: MB/s (iperf3 = ceiling)")
+    right.legend(fontsize=8)
+    fig.suptitle(
+        f"sockets lab benchmark, {report['started']}: median of {report['repeats']}"
+        " runs, bars show min-max"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: tiny durations and counts (figures meaningless)",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=None, help="seconds per run (2, or 0.5 with --quick)"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="runs of each workload per server, interleaved (3, or 1 with --quick)",
+    )
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="do not pin the servers and the load generator to cores",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="WORKLOADS",
+        help="only these workloads, comma-separated (rr,bulk,udp,idle,app,steps)",
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    duration = args.duration or (0.5 if args.quick else 2.0)
+    repeats = args.repeats or (1 if args.quick else 3)
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    engine = docker.from_env()
+    image_tag = os.environ.get("LAB_IMAGE_TAG", "latest")
+    unavailable = {
+        peer: why for peer, why in available_peers(f"sockets-lab/tools:{image_tag}").items() if why
+    }
+    for peer, why in unavailable.items():
+        print(f"bench: {peer} left out: {why}", flush=True)
+    servers = tuple(s for s in SERVERS if s not in unavailable)
+    cpus = pinning(engine, args.pin)
+    print(
+        "bench: "
+        + (
+            f"servers on core {cpus['server']}, load generator on core {cpus['loadgen']}"
+            if cpus
+            else "not pinned"
+        ),
+        flush=True,
+    )
+    plan = cases(args.quick, servers)
+    if args.only:
+        wanted = set(args.only.split(","))
+        plan = [c for c in plan if ("steps" if c.get("table") else c["workload"]) in wanted]
+    runs = schedule(plan, repeats)
+    began = time.monotonic()
+    env = {"BENCH_SERVER_CPUS": cpus["server"]} if cpus else {}
+    with ComposeStack(
+        compose_file=ROOT / "bench" / "compose.yaml",
+        project=f"labbench-{uuid.uuid4().hex[:10]}",
+        env=env,
+        services=(*servers, *STEPS, "iperf3"),
+    ) as stack:
+        results = measure(stack, runs, duration, cpus, (*servers, *STEPS, "iperf3"))
+        version = stack.docker.version()["Version"]
+    report = {
+        "started": started,
+        "duration_s": duration,
+        "repeats": repeats,
+        "quick": args.quick,
+        "cpus": cpus,
+        "unavailable": unavailable,
+        "machine": {
+            "cores": engine.info().get("NCPU"),
+            "kernel": platform.release(),
+            "docker": version,
+        },
+        "results": results,
+        "summary": summarise(results),
+        "wall_s": round(time.monotonic() - began, 1),
+    }
+    report["targets"] = targets(report["summary"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    latest = args.out / "latest.json"
+    latest.write_text(json.dumps(report, indent=2) + "\n")
+    shutil.copy(latest, args.out / f"{started.replace(':', '')}.json")
+    table = markdown(report)
+    (args.out / "latest.md").write_text(table)
+    chart(report, args.out / "latest.png")
+    print(table)
+    print(
+        f"bench: {len(results)} measurements in {report['wall_s']} s; wrote "
+        f"{latest}, latest.md, latest.png"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    # SIGTERM (a CI cancelling the job) tears down like Ctrl-C: nothing is left behind.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    sys.exit(main())
