@@ -14,9 +14,23 @@ from labstack import ROOT
 
 def test_pip_wheel_builds_every_package(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (wheel,) = tmp_path.glob("sockets_lab-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
@@ -33,6 +47,9 @@ def test_pip_wheel_builds_every_package(tmp_path: Path) -> None:
 
 
 def test_nothing_edits_the_import_path() -> None:
-    for path in [*ROOT.glob("services/**/*.py"), *ROOT.glob("tools/**/*.py"),
-                 *ROOT.glob("scripts/*.py")]:
+    for path in [
+        *ROOT.glob("services/**/*.py"),
+        *ROOT.glob("tools/**/*.py"),
+        *ROOT.glob("scripts/*.py"),
+    ]:
         assert "sys.path" not in path.read_text(), path
