@@ -1,1 +1,0 @@
-"""Benchmark peers (stdlib only): the asyncio-streams echo server and the load generator."""

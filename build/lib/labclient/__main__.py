@@ -1,8 +1,0 @@
-"""Entry point: ``python3 -m labclient``."""
-
-import sys
-
-from .cli import main
-
-if __name__ == "__main__":
-    sys.exit(main())
