@@ -10,6 +10,7 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 
 .PHONY: help up serve down logs build compose base wheels deps test test-quick lint bench fuzz clean docs \
+        check-server check-client transcripts \
         swarm-up swarm-down cluster capture
 
 help: ## list the targets
@@ -41,7 +42,8 @@ logs: ## show the stack's logs
 	$(COMPOSE) logs --no-color
 
 build: compose base wheels ## prepare the base image (offline if it cannot be pulled) and build every image
-	$(COMPOSE) --profile tools build --quiet
+	@# Without buildx, compose falls back to its classic builder, and says so on every build.
+	@$(COMPOSE) --profile tools build --quiet 2>&1 | { grep -v "buildx isn't installed" || true; }
 
 compose: ## make sure `docker compose` (v2) is there; install the pinned plugin if not
 	@scripts/install-compose.sh
@@ -69,6 +71,18 @@ test-quick: build deps ## the same without the slow groups
 bench: build deps ## the benchmark: project vs asyncio, uvloop, socat, iperf3; pinned, 3 runs each (< 8 min)
 	$(VENV)/bin/python scripts/bench.py
 
+# The conformance kit (docs/check.md): PROGRAM=path/to/program.py, or IMAGE=name (any language).
+CHECK_ARGS = $(if $(PROGRAM),--program $(PROGRAM)) $(if $(IMAGE),--image $(IMAGE)) \
+	$(if $(ARGS),--args "$(ARGS)") $(if $(REPORT),--report $(REPORT))
+
+check-server: build deps ## grade a server across hosts: PROGRAM=server.py or IMAGE=, [PROTOCOLS=echo,udp,greet,app] [PORT_ECHO=..] [REPORT=path/report.json]
+	$(VENV)/bin/python -m labcheck server $(CHECK_ARGS) $(if $(PROTOCOLS),--protocols $(PROTOCOLS)) \
+	  $(if $(PORT_ECHO),--port-echo $(PORT_ECHO)) $(if $(PORT_UDP),--port-udp $(PORT_UDP)) \
+	  $(if $(PORT_GREET),--port-greet $(PORT_GREET)) $(if $(PORT_APP),--port-app $(PORT_APP))
+
+check-client: build deps ## grade an echo client against unkind proving servers: PROGRAM=client.py or IMAGE=, [ARGS="{host} {message}"] [REPORT=..]
+	$(VENV)/bin/python -m labcheck client $(CHECK_ARGS)
+
 fuzz: deps ## coverage-guided fuzzing (atheris) of the codec, the app and the client, with a cost oracle, FUZZ_SECONDS (60) each
 	@mkdir -p .fuzz/codec .fuzz/app .fuzz/crashes
 	@for target in codec app; do \
@@ -82,7 +96,10 @@ fuzz: deps ## coverage-guided fuzzing (atheris) of the codec, the app and the cl
 docs: deps ## write the documents generated from the code (the client's JSON schema, ...)
 	$(VENV)/bin/python scripts/docs.py
 
-PACKAGES := lab labserver labclient labtutorial labbench labstack labtools
+transcripts: build deps ## run the commands the docs quote again and write in their output, dated [ONLY=docs/check.md]
+	$(VENV)/bin/python scripts/transcripts.py $(if $(ONLY),--only $(ONLY))
+
+PACKAGES := lab labserver labclient labtutorial labbench labprobe labstack labtools labcheck
 
 lint: deps ## ruff, mypy (strict for lab and the server), hadolint (Dockerfiles), actionlint
 	$(VENV)/bin/ruff check services tests scripts tools

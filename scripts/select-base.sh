@@ -38,7 +38,7 @@ if [ -n "${BASE_IMAGE:-}" ]; then
 fi
 recorded=$( [ -f .env ] && sed -n 's/^BASE_IMAGE=//p' .env | tail -n 1 || true)
 if [ -n "$recorded" ] && have "$recorded"; then
-  record "$recorded" "already recorded"
+  exit 0  # already recorded, and here: nothing to say
 elif have "$PUBLIC" || timeout 120 docker pull --quiet "$PUBLIC" >/dev/null 2>&1; then
   record "$PUBLIC" "public image"
 else

@@ -207,3 +207,27 @@ def test_a_budget_cut_ends_the_command_instead_of_a_connection_per_request(hosti
     code, _, err, _ = client(server, "app", "echo", "a", "--pipeline", "1000", "--retries", "0")
     assert code == 5 and "memory-budget" in err, err
     assert server.connections == 1
+
+
+def test_echo_text_prints_the_echo_and_a_reset_after_it_loses_nothing(hostile) -> None:
+    def echo_then_reset(conn: socket.socket) -> None:
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+        conn.sendall(data)
+        time.sleep(0.1)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    server = hostile(echo_then_reset)
+    code, out, err, _ = client(server, "echo", "--text", "héllo, world", "--retries", "0")
+    assert code == 0, err
+    assert out["text"] == "héllo, world" and out["digest_ok"], out
+
+    def echo_half_then_reset(conn: socket.socket) -> None:
+        data = conn.recv(65536)
+        conn.sendall(data[:3])
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    server = hostile(echo_half_then_reset)
+    code, _, err, _ = client(server, "echo", "--text", "hello, world", "--retries", "0")
+    assert code != 0, err  # a reset before the whole echo is a failure

@@ -13,12 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import docker
 import docker.types
 import jsonschema
 from docker.models.containers import Container
 
 from .lifecycle import tcpdump_command
-from .stack import ROOT, Stack, StackError
+from .stack import ROOT, NotYet, Stack, StackError, wait_for
 
 # compose.yaml's service keys that harden a container, by the Docker SDK's name for each.
 CAPTURE_FILE = "/tmp/capture.pcap"  # noqa: S108 (inside the capture helper)
@@ -99,6 +100,56 @@ def client_schema() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
+@contextlib.contextmanager
+def capture_in(
+    engine: docker.DockerClient,
+    target: Container,
+    image_tag: str,
+    labels: dict[str, str],
+    bpf: str = "tcp or udp",
+    interface: str = "eth0",
+) -> Iterator[dict[str, bytes]]:
+    """tcpdump in ``target``'s network namespace while the block runs (a tools-image helper
+    joined to it, labelled ``labels``); the pcap is in the yielded dict's "pcap" afterwards.
+    tcpdump runs as root with CAP_NET_RAW, plus CAP_SETUID/SETGID for its own privilege drop
+    (``-Z root``: to root again, so that it need not chown its file to another user)."""
+    helper = engine.containers.run(
+        f"sockets-lab/tools:{image_tag}",
+        [*tcpdump_command(interface, bpf, CAPTURE_FILE), "-Z", "root"],
+        detach=True,
+        network_mode=f"container:{target.id}",
+        user="0:0",
+        cap_drop=["ALL"],
+        cap_add=["NET_RAW", "SETUID", "SETGID"],
+        security_opt=["no-new-privileges:true"],
+        labels=labels,
+    )
+    result: dict[str, bytes] = {}
+    try:
+
+        def listening() -> None:
+            if "listening on" not in helper.logs().decode(errors="replace"):
+                helper.reload()
+                if helper.status != "running":
+                    raise StackError(f"tcpdump did not start: {helper.logs().decode()[-1000:]}")
+                raise NotYet("tcpdump is not listening yet")
+
+        wait_for("tcpdump to listen", listening, 15)
+        yield result
+        helper.reload()
+        if helper.status != "running":
+            raise StackError(f"tcpdump stopped early: {helper.logs().decode()[-1000:]}")
+        helper.kill(signal="SIGINT")
+        helper.wait(timeout=15)
+        stream, _ = helper.get_archive(CAPTURE_FILE)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.extractfile(tar.getmembers()[0])
+            assert member is not None, "the capture is a file"
+            result["pcap"] = member.read()
+    finally:
+        helper.remove(force=True)
+
+
 @functools.cache
 def lab_hardening() -> dict[str, Any]:
     """The client service's hardening in the lab's ``compose.yaml``, as Docker SDK options
@@ -168,41 +219,18 @@ class OneOffClients(Stack):
     def capture(
         self, service: str = "server", bpf: str = "tcp or udp", interface: str = "eth0"
     ) -> Iterator[dict[str, bytes]]:
-        """tcpdump in the service's network namespace while the block runs (a tools-image
-        helper joined to it); the pcap is in the yielded dict's "pcap" afterwards. tcpdump
-        runs as root with CAP_NET_RAW, plus CAP_SETUID/SETGID for its own privilege drop
-        (``-Z root``: to root again, so that it need not chown its file to another user).
+        """tcpdump in the service's network namespace while the block runs (``capture_in``);
         ``interface`` eth0 is the stack's network: the health check's loopback probes stay
         out."""
-        helper = self.docker.containers.run(
-            f"sockets-lab/tools:{self.image_tag}",
-            [*tcpdump_command(interface, bpf, CAPTURE_FILE), "-Z", "root"],
-            detach=True,
-            network_mode=f"container:{self.container(service).id}",
-            user="0:0",
-            cap_drop=["ALL"],
-            cap_add=["NET_RAW", "SETUID", "SETGID"],
-            security_opt=["no-new-privileges:true"],
-            labels=self.oneoff_labels(),
-        )
-        self._oneoffs.append(helper)
-        result: dict[str, bytes] = {}
-        try:
-            self.wait_for_log(helper, "listening on", within_s=15)
+        with capture_in(
+            self.docker,
+            self.container(service),
+            self.image_tag,
+            self.oneoff_labels(),
+            bpf,
+            interface,
+        ) as result:
             yield result
-        finally:
-            helper.reload()
-            if helper.status != "running":
-                raise StackError(f"tcpdump stopped early: {helper.logs().decode()[-1000:]}")
-            helper.kill(signal="SIGINT")
-            helper.wait(timeout=15)
-            stream, _ = helper.get_archive(CAPTURE_FILE)
-            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-                member = tar.extractfile(tar.getmembers()[0])
-                assert member is not None, "the capture is a file"
-                result["pcap"] = member.read()
-            helper.remove(force=True)
-            self._oneoffs.remove(helper)
 
     def run_client(
         self, *args: str, timeout_s: float = 120, json_output: bool = True

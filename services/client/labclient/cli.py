@@ -87,12 +87,17 @@ def _echo_options(p: argparse.ArgumentParser, cfg: ClientConfig, ports: dict[str
         metavar="S",
         help="a slow sender: pause S seconds between 64 KiB chunks (%(default)s)",
     )
+    p.add_argument(
+        "--text",
+        metavar="TEXT",
+        help="send this text instead of random bytes, and print what came back",
+    )
 
 
 def _echo(args: argparse.Namespace, target: Target) -> Result:
     if args.connections > 1:
         return exchanges.tcp_echo_many(target, args.size, args.connections)
-    return exchanges.tcp_echo(target, args.size, args.pace)
+    return exchanges.tcp_echo(target, args.size, args.pace, args.text)
 
 
 def _udp_options(p: argparse.ArgumentParser, cfg: ClientConfig, ports: dict[str, int]) -> None:

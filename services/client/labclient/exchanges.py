@@ -19,14 +19,17 @@ from .transport import Target, connect, endpoints, resolve, retrying
 GREETING_MAX_BYTES = 4096
 
 
-def tcp_echo(target: Target, size: int, pace_s: float = 0.0) -> EchoResult:
-    """Send ``size`` random bytes, half-close, read the echo to EOF, compare length and digest.
+def tcp_echo(target: Target, size: int, pace_s: float = 0.0, text: str | None = None) -> EchoResult:
+    """Send ``size`` random bytes (or ``text``), half-close, read the echo to EOF, compare
+    length and digest; with ``text``, the result carries the echo too.
 
     ``pace_s`` makes a slow sender: a pause between 64 KiB chunks.
     """
+    payload = os.urandom(size) if text is None else text.encode("utf-8")
+    size = len(payload)
     sock, attempts = connect(target)
     with sock:
-        client = EchoSession(sock, os.urandom(size), attempts, pace_s)
+        client = EchoSession(sock, payload, attempts, pace_s, keep=text is not None)
         started = time.perf_counter()
         drive([client], target.timeout_s, target.clock())
     if client.closed_early():

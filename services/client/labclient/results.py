@@ -89,12 +89,14 @@ class EchoResult(Result):
     digest_ok: bool
     elapsed_ms: float
     retries: int = 0
+    text: str | None = None  # the echo itself, when the payload was text (echo --text)
 
     def summary(self) -> str:
-        return (
+        line = (
             f"TCP echo  {self.endpoints.route()}  sent {human_size(self.sent)}, got "
             f"{human_size(self.received)} back, sha256 match  {self.elapsed_ms:.1f} ms"
         )
+        return line if self.text is None else f"{line}\n{self.text}"
 
 
 @dataclass(frozen=True)

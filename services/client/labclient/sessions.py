@@ -58,17 +58,33 @@ class EchoSession(Session):
     half_close = True
 
     def __init__(
-        self, sock: socket.socket, payload: bytes, attempts: int, pace_s: float = 0.0
+        self,
+        sock: socket.socket,
+        payload: bytes,
+        attempts: int,
+        pace_s: float = 0.0,
+        keep: bool = False,
     ) -> None:
         super().__init__(sock, payload, attempts, pace_s)
         self.received_bytes = 0
         self.digest = hashlib.sha256()
+        self.kept = bytearray() if keep else None  # the echo itself (--text), bounded below
 
     def received(self, data: bytes) -> None:
         self.digest.update(data)
         self.received_bytes += len(data)
+        if self.kept is not None and len(self.kept) < len(self.outgoing):
+            self.kept += data[: len(self.outgoing) - len(self.kept)]
         if self.received_bytes > len(self.outgoing):  # more than we sent: wrong, and maybe
             self.done = True  # endless; the digests tell the rest
+
+    def ended(self, reset: OSError | None) -> None:
+        """A reset once the whole echo is here loses nothing (a server may reset after
+        replying): the exchange is over, not failed."""
+        if reset is not None and self.received_bytes >= len(self.outgoing):
+            self.done = True
+            return
+        super().ended(reset)
 
     def closed_early(self) -> bool:
         """The server closed before echoing everything, but what it did echo was right:
@@ -92,6 +108,7 @@ class EchoSession(Session):
             self.attempts,
             self.received_bytes == size and sent_digest == got_digest,
             elapsed_ms,
+            text=None if self.kept is None else self.kept.decode("utf-8", "replace"),
         )
 
 

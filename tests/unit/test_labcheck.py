@@ -1,0 +1,307 @@
+"""The conformance kit's parts that need no Docker: the socket table, the report (JSON, JUnit,
+table), the captures cut per case, the command line, and the server cases themselves against
+servers on loopback (a right one and wrong ones), including a server whose replies are hostile."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import socket
+import struct
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import dpkt
+import pytest
+from labcheck import captures, kit, sockets
+from labcheck.__main__ import main
+from labcheck.report import Report
+from labprobe import cases
+from labstack import ROOT
+
+# /proc/net/tcp as a container shows it: 127.0.0.1:65432 listening, 0.0.0.0:65433 listening,
+# a connection (state 01) that is not a listener.
+TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid
+   0: 0100007F:FF98 00000000:0000 0A 00000000:00000000 00:00000000 00000000 10001
+   1: 00000000:FF99 00000000:0000 0A 00000000:00000000 00:00000000 00000000 10001
+   2: 0100007F:FF98 0100007F:D431 01 00000000:00000000 00:00000000 00000000 10001
+"""
+TCP6 = """  sl  local_address                         remote_address                        st
+   0: 00000000000000000000000000000000:FF9A 00000000000000000000000000000000:0000 0A
+   1: 00000000000000000000000001000000:FF9B 00000000000000000000000000000000:0000 0A
+"""
+UDP = """  sl  local_address rem_address   st
+   0: 0B00007F:8C3F 00000000:0000 07
+   1: 00000000:FF98 00000000:0000 07
+"""
+
+
+def test_the_socket_table_shows_where_each_port_listens() -> None:
+    bound = sockets.parse({"tcp": TCP, "tcp6": TCP6, "udp": UDP})
+    shown = {(b.kind, b.shown()) for b in bound}
+    assert shown == {
+        ("tcp", "127.0.0.1:65432"),
+        ("tcp", "0.0.0.0:65433"),
+        ("tcp", "[::]:65434"),
+        ("tcp", "[::1]:65435"),
+        ("udp", "127.0.0.11:35903"),
+        ("udp", "0.0.0.0:65432"),
+    }
+    loopback = {b.port for b in bound if b.loopback}
+    assert loopback == {65432, 65435, 35903}
+    assert {b.port for b in bound if b.wildcard} == {65433, 65434, 65432}
+
+
+def _report() -> Report:
+    report = Report("server.py", "server", ["echo"])
+    report.add(
+        {
+            "id": "echo.small",
+            "verdict": "pass",
+            "expected": "e",
+            "observed": "o",
+            "hint": "",
+            "duration_s": 0.5,
+        }
+    )
+    report.add(
+        {
+            "id": "echo.large",
+            "verdict": "fail",
+            "expected": "4 MiB back",
+            "observed": "12 of 4194304 bytes came back " * 8,
+            "hint": "use sendall()",
+            "duration_s": 1.25,
+        }
+    )
+    report.add(
+        {
+            "id": "app.second-request",
+            "verdict": "info",
+            "expected": "e",
+            "observed": "one request per connection",
+            "hint": "",
+            "duration_s": 0.1,
+        }
+    )
+    report.not_applicable("udp.echo", "a datagram back", "not served")
+    return report
+
+
+def test_a_report_is_json_junit_and_a_table(tmp_path: Path) -> None:
+    report = _report()
+    assert report.exit_status == 1
+    assert report.summary == {"pass": 1, "fail": 1, "info": 1, "n/a": 1}
+    xml = report.write(tmp_path / "out" / "report.json")
+    assert xml == tmp_path / "out" / "report.xml"
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert data["exit_status"] == 1 and [c["id"] for c in data["cases"]][1] == "echo.large"
+    suite = ET.parse(xml).getroot()  # noqa: S314 (our own report)
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("4", "1", "2")
+    (failure,) = suite.iter("failure")
+    assert "hint: use sendall()" in (failure.text or "")
+    out = io.StringIO()
+    report.print_table(out)
+    table = out.getvalue()
+    assert "\033[" not in table  # no colour when not a terminal
+    assert table.count("hint:") == 1 and "use sendall()" in table
+    assert table.count("saw:") == 3  # a failure's, the informational's, the n/a's: once each
+    assert "1 passed, 1 failed, 1 informational, 1 not applicable" in table
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    coloured = Terminal()
+    report.print_table(coloured)
+    assert "\033[31mFAIL" in coloured.getvalue()
+
+
+def test_a_report_with_no_failure_exits_0() -> None:
+    report = Report("x", "client", ["echo"])
+    report.not_applicable("client.segments", "e", "why")
+    assert report.exit_status == 0
+
+
+def test_each_failed_case_gets_the_packets_of_its_own_time(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    writer = dpkt.pcap.Writer(buffer, linktype=dpkt.pcap.DLT_EN10MB)
+    for when in (100.0, 100.5, 101.0, 105.0, 106.0):
+        writer.writepkt(b"\x00" * 60, ts=when)
+    report = Report("p", "server", ["echo"])
+    report.add(
+        {
+            "id": "a.first",
+            "verdict": "fail",
+            "expected": "",
+            "observed": "",
+            "hint": "h",
+            "duration_s": 0.6,
+            "started": 100.2,
+        }
+    )
+    report.add(
+        {
+            "id": "a.passed",
+            "verdict": "pass",
+            "expected": "",
+            "observed": "",
+            "hint": "",
+            "duration_s": 1.0,
+            "started": 105.0,
+        }
+    )
+    report.add(
+        {
+            "id": "a.later",
+            "verdict": "fail",
+            "expected": "",
+            "observed": "",
+            "hint": "h",
+            "duration_s": 0.1,
+            "started": 106.0,
+        }
+    )
+    written = captures.keep(buffer.getvalue(), report, tmp_path)
+    assert [p.name for p in written] == ["a.first.pcap", "a.later.pcap"]
+    times = [when for when, _ in dpkt.pcap.Reader(written[0].open("rb"))]
+    assert times == [100.5, 101.0]  # from its start to half a second after its end
+    assert report.cases[0]["capture"] == str(written[0]) and "capture" not in report.cases[1]
+
+
+def test_the_command_line_has_help_and_says_why_it_cannot_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    assert "Exit status" in capsys.readouterr().out
+    assert main(["server", "--image", "x", "--protocols", "echo,smtp"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "labcheck: cannot run the program: unknown protocols ['smtp'] (echo, udp, greet, app)"
+    ]
+
+
+# -- the cases themselves, against servers on loopback ---------------------------------------
+Handler = Callable[[socket.socket], None]
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Handler], cases.Where]]:
+    """A threaded TCP server on loopback with the given per-connection handler."""
+    listeners: list[socket.socket] = []
+
+    def start(handler: Handler) -> cases.Where:
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(0.2)
+        listeners.append(listener)
+
+        def accept() -> None:
+            while listener.fileno() != -1:
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+                conn.settimeout(5)
+                threading.Thread(target=_closing(handler, conn), daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
+        port = listener.getsockname()[1]
+        hosts = dict.fromkeys(("echo", "app", "greet"), "127.0.0.1")
+        return cases.Where(hosts, dict.fromkeys(("echo", "app", "greet"), port))
+
+    yield start
+    for listener in listeners:
+        listener.close()
+
+
+def _closing(handler: Handler, conn: socket.socket) -> Callable[[], None]:
+    def run() -> None:
+        with conn, contextlib.suppress(OSError):
+            handler(conn)
+
+    return run
+
+
+def good_echo(conn: socket.socket) -> None:
+    while data := conn.recv(65536):
+        conn.sendall(data)
+
+
+def one_recv(conn: socket.socket) -> None:
+    conn.sendall(conn.recv(1024))
+
+
+@pytest.mark.parametrize(
+    ("handler", "case_id", "verdict"),
+    [
+        (good_echo, "echo.small", "pass"),
+        (good_echo, "echo.bytewise", "pass"),
+        (good_echo, "echo.half-close", "pass"),
+        (good_echo, "echo.close-seen", "pass"),
+        (one_recv, "echo.small", "pass"),
+        (one_recv, "echo.bytewise", "fail"),
+        (one_recv, "echo.half-close", "fail"),
+    ],
+)
+def test_echo_cases_tell_a_right_server_from_a_wrong_one(
+    serve: Callable[[Handler], cases.Where], handler: Handler, case_id: str, verdict: str
+) -> None:
+    result = cases.by_id(case_id).run(serve(handler))
+    assert result.verdict == verdict, result
+    assert bool(result.hint) == (verdict == "fail")
+
+
+def _replies_with(payload: bytes) -> Handler:
+    def handler(conn: socket.socket) -> None:
+        conn.recv(65536)
+        conn.sendall(payload)
+
+    return handler
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        struct.pack(">H", 20_000) + b"[" * 20_000,  # a header nested past the recursion limit
+        struct.pack(">H", 2) + b"{}",  # no content-length
+        struct.pack(">H", 26) + b'{"content-length": "many"}',
+        b"\x00\x1d" + b'{"content-length": 999999999}',  # more than the kit reads
+        struct.pack(">H", 4) + b"\xff\xfe\x00\x01",  # not UTF-8
+    ],
+)
+def test_a_hostile_reply_is_a_verdict_not_a_crash(
+    serve: Callable[[Handler], cases.Where], reply: bytes
+) -> None:
+    result = cases.by_id("app.search").run(serve(_replies_with(reply)))
+    assert result.verdict == "fail", result
+    assert result.observed and result.hint
+
+
+def test_cases_that_do_not_apply_for_one_reason_are_one_line() -> None:
+    report = Report("server.py", "server", ["echo"])
+    for case_id in ("udp.echo", "udp.empty", "greet.line", "app.search"):
+        report.not_applicable(case_id, "e", "not served")
+    report.not_applicable("echo.slow-reader", "e", "unreachable")
+    out = io.StringIO()
+    report.print_table(out)
+    lines = out.getvalue().splitlines()
+    (grouped,) = [line for line in lines if "not served" in line]
+    assert "4 cases, not served: udp.echo, udp.empty, greet.line, app.search" in grouped
+    assert any("echo.slow-reader" in line for line in lines)  # alone: shown as it is
+    assert "0 passed, 0 failed, 0 informational, 5 not applicable" in lines[-1]
+
+
+def test_the_readme_counts_the_cases_there_are() -> None:
+    text = " ".join((ROOT / "README.md").read_text().split())
+    found = re.search(r"Each of (\d+) cases \((\d+) for a server, (\d+) for a client\)", text)
+    assert found, "the README no longer counts the kit's cases"
+    server, client = len(kit.SERVER_ORDER), len(kit.CLIENT_CASES)
+    assert tuple(map(int, found.groups())) == (server + client, server, client)
