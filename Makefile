@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 
 .PHONY: help up serve down logs build compose base wheels deps test test-quick lint bench fuzz clean docs \
-        check-server check-client transcripts \
+        check-server check-client transcripts screenshots browser \
         swarm-up swarm-down cluster capture
 
 help: ## list the targets
@@ -62,10 +62,10 @@ $(VENV)/.installed: requirements-dev.txt pyproject.toml
 
 deps: $(VENV)/.installed ## the pinned Python packages and the project's own (editable), in .venv
 
-test: build deps ## unit tests, then the integration suite against fresh stacks (leaves nothing behind)
+test: build deps browser ## unit tests, then the integration suite against fresh stacks (leaves nothing behind)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-quick: build deps ## the same without the slow groups
+test-quick: build deps browser ## the same without the slow groups
 	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: build deps ## the benchmark: project vs asyncio, uvloop, socat, iperf3; pinned, 3 runs each (< 8 min)
@@ -95,6 +95,12 @@ fuzz: deps ## coverage-guided fuzzing (atheris) of the codec, the app and the cl
 
 docs: deps ## write the documents generated from the code (the client's JSON schema, ...)
 	$(VENV)/bin/python scripts/docs.py
+
+screenshots: build deps browser ## the pictures in the docs, made by the code that draws them (docs/ladder.png)
+	$(VENV)/bin/python scripts/screenshots.py
+
+browser: ## headless Chromium and its chromedriver for the page tests (Debian's packages, if missing)
+	@scripts/install-browser.sh
 
 transcripts: build deps ## run the commands the docs quote again and write in their output, dated [ONLY=docs/check.md]
 	$(VENV)/bin/python scripts/transcripts.py $(if $(ONLY),--only $(ONLY))

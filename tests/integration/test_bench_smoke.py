@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from labstack import ROOT
-from labtools import bench
+from labtools import bench, benchpage
 
 pytestmark = pytest.mark.slow
 
@@ -79,6 +79,8 @@ def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
     for step in ("blocking", "threaded", "multiconn", "lab"):
         assert f"\n| {step} | " in table
     assert (tmp_path / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (tmp_path / "latest.html").read_text()
+    assert page.count('<figure class="chart"') == len(benchpage.charts(report)) >= 6
     assert report["targets"] and all(
         {"target", "value", "met"} <= set(t) for t in report["targets"]
     )

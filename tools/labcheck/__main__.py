@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             check = ClientCheck(program, args.image_tag)
         with check:
             report = check.grade()
-            pcap = check.pcap
+            pcap, names = check.pcap, check.names
     except KitError as exc:
         print(f"labcheck: cannot run the program: {exc}", file=sys.stderr)
         return EXIT_COULD_NOT_RUN
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.report
         else ROOT / "checks" / (f"{program.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
     )
-    captures.keep(pcap, report, folder)
+    captures.keep(pcap, report, folder, names)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         report.write(args.report)

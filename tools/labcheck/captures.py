@@ -1,6 +1,7 @@
 """The packets of each failed case: the check's whole capture, cut to each failed case's time
 (from when it began to half a second after it ended), one pcap file per case beside the report,
-so that a learner can open the conversation that failed (Wireshark, or ``make ladder``)."""
+and the same packets drawn as ladder diagrams (``<case>.html``, labtools.ladder), so that a
+learner can see the conversation that failed in a browser, or open it in Wireshark."""
 
 from __future__ import annotations
 
@@ -8,15 +9,20 @@ import io
 from pathlib import Path
 
 import dpkt
+from labstack import capture
+from labtools import ladder
 
 from .report import Report
 
 AFTER_S = 0.5  # a case's last packets (a FIN, a reset) can come just after it ends
 
 
-def keep(pcap: bytes, report: Report, folder: Path) -> list[Path]:
-    """Write ``folder/captures/<case>.pcap`` for each failed case that has packets; the case's
-    ``capture`` field names its file. Returns the files written."""
+def keep(
+    pcap: bytes, report: Report, folder: Path, names: dict[str, str] | None = None
+) -> list[Path]:
+    """Write ``folder/captures/<case>.pcap`` and its ladder ``<case>.html`` for each failed case
+    that has packets; the case's ``capture`` and ``ladder`` fields name them (``names`` label
+    the lifelines). Returns the pcap files written."""
     failed = [c for c in report.cases if c["verdict"] == "fail" and c.get("started")]
     if not pcap or not failed:
         return []
@@ -35,5 +41,14 @@ def keep(pcap: bytes, report: Report, folder: Path) -> list[Path]:
             for when, raw in chosen:
                 writer.writepkt(raw, ts=when)
         case["capture"] = str(path)
+        page = path.with_suffix(".html")
+        page.write_text(
+            ladder.page(
+                capture.read_frames(path.read_bytes()),
+                f"{case['id']}: {report.program}",
+                names,
+            )
+        )
+        case["ladder"] = str(page)
         written.append(path)
     return written

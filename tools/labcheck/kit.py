@@ -118,6 +118,7 @@ class Bench(Lifecycle):
         self.docker = docker.from_env(timeout=60)
         self.network_name = self.project
         self.deadline = 0.0
+        self.names: dict[str, str] = {}  # addresses' labels, for the ladders of failed cases
 
     @property
     def labels(self) -> dict[str, str]:
@@ -419,6 +420,8 @@ class ServerCheck(Bench):
                 )
             )
         ipv4, ipv6 = self.address(self.holder, 4), self.address(self.holder, 6)
+        label = f"your program ({self.program.name})\n{ipv4}  {ipv6}"
+        self.names = {ipv4: label, ipv6: label}
         reachable = self._reachability(bound, protocols, ipv4, ipv6)
         with self.capture(self.holder) as captured:
             self._cases(protocols, reachable)
@@ -846,6 +849,7 @@ class ClientCheck(Bench):
     def _grade(self) -> None:
         assert self.holder is not None
         host = self.address(self.holder, 4)
+        self.names = {host: f"the kit's proving server\n{host}"}
         reached = True
         for case_id, (behaviour, expected, hint) in CLIENT_CASES.items():
             if not reached and case_id != "client.server-down":

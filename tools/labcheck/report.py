@@ -3,7 +3,8 @@ one JSON object (``REPORT=path/report.json``), and JUnit XML beside it (``report
 
     {"program": ..., "mode": "server" | "client", "protocols": [...], "exit_status": 0 | 1,
      "summary": {"pass": n, "fail": n, "info": n, "n/a": n},
-     "cases": [{"id", "verdict", "expected", "observed", "hint", "duration_s", "capture"?}]}
+     "cases": [{"id", "verdict", "expected", "observed", "hint", "duration_s",
+                "capture"?, "ladder"?}]}
 """
 
 from __future__ import annotations
@@ -146,6 +147,8 @@ class Report:
                 print(_wrapped(paint("hint:", "info") + " ", case["hint"], indent), file=out)
             if case.get("capture"):
                 print(f"{indent}capture: {_relative(case['capture'])}", file=out)
+            if case.get("ladder"):
+                print(f"{indent}ladder:  {_relative(case['ladder'])}", file=out)
         summary = self.summary
         print(
             f"  {summary['pass']} passed, {summary['fail']} failed, {summary['info']} "

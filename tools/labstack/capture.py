@@ -38,6 +38,9 @@ class Packet:
     payload: bytes
     flags: str = ""  # TCP: "S", "SA", "A", "PA", "FA", "R"...
     outer: Packet | None = None
+    seq: int = 0  # TCP: absolute sequence and acknowledgement numbers
+    ack: int = 0
+    info: str = ""  # a frame that is neither TCP nor UDP: what it is (ARP, ICMPv6, ...)
 
     @property
     def family(self) -> int:
@@ -83,6 +86,8 @@ def _decode(frame: dpkt.Packet, when: float, outer: Packet | None = None) -> lis
                 bytes(layer4.data),
                 _flags(layer4),
                 outer,
+                layer4.seq,
+                layer4.ack,
             )
         ]
     if isinstance(layer4, dpkt.udp.UDP):
@@ -96,20 +101,69 @@ def _decode(frame: dpkt.Packet, when: float, outer: Packet | None = None) -> lis
     return []
 
 
-def read(pcap: bytes) -> list[Packet]:
-    """Every TCP and UDP packet in a pcap file (Ethernet, or Linux cooked from ``-i any``)."""
-    reader = dpkt.pcap.Reader(io.BytesIO(pcap))
-    link = {
-        dpkt.pcap.DLT_EN10MB: dpkt.ethernet.Ethernet,
-        dpkt.pcap.DLT_LINUX_SLL: dpkt.sll.SLL,
-        dpkt.pcap.DLT_LINUX_SLL2: dpkt.sll2.SLL2,
-    }.get(reader.datalink())
+LINKS = {
+    dpkt.pcap.DLT_EN10MB: dpkt.ethernet.Ethernet,
+    dpkt.pcap.DLT_LINUX_SLL: dpkt.sll.SLL,
+    dpkt.pcap.DLT_LINUX_SLL2: dpkt.sll2.SLL2,
+}
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+
+
+def _frames(data: bytes) -> tuple[type[dpkt.Packet], list[tuple[float, bytes]]]:
+    """The link layer and every (time, frame) of a pcap or pcapng file."""
+    opened = io.BytesIO(data)
+    try:
+        reader = (
+            dpkt.pcapng.Reader(opened) if data[:4] == PCAPNG_MAGIC else dpkt.pcap.Reader(opened)
+        )
+        frames = list(reader)
+    except (ValueError, dpkt.Error) as exc:
+        raise ValueError(f"not a pcap or pcapng file ({exc})") from None
+    link = LINKS.get(reader.datalink())
     if link is None:
         raise ValueError(f"unexpected link type {reader.datalink()} in the capture")
+    return link, frames
+
+
+def read(pcap: bytes) -> list[Packet]:
+    """Every TCP and UDP packet in a pcap (or pcapng) file (Ethernet, or Linux cooked from
+    ``-i any``); a VXLAN datagram gives itself and the packet it carries."""
+    link, frames = _frames(pcap)
     packets = []
-    for when, raw in reader:
+    for when, raw in frames:
         packets += _decode(link(raw), when)
     return packets
+
+
+def read_frames(data: bytes) -> list[Packet]:
+    """One record for each frame in the file, whatever it is: its TCP segment or UDP datagram
+    (the one inside, for VXLAN; ``outer`` is the carrier), or, for anything else (ARP,
+    ICMP...), a record of proto "other" between its addresses with ``info`` saying what."""
+    link, frames = _frames(data)
+    records = []
+    for when, raw in frames:
+        try:
+            frame = link(raw)
+            decoded = _decode(frame, when)
+            records.append(decoded[-1] if decoded else _other(frame, when))
+        except (dpkt.Error, ValueError, IndexError) as exc:  # a truncated or mangled frame
+            records.append(Packet(when, "other", "?", "?", 0, 0, b"", info=f"undecodable ({exc})"))
+    return records
+
+
+def _other(frame: dpkt.Packet, when: float) -> Packet:
+    inner = frame.data
+    if isinstance(inner, dpkt.ip.IP | dpkt.ip6.IP6):
+        kind = type(inner.data).__name__ if not isinstance(inner.data, bytes) else "IP"
+        return Packet(when, "other", _address(inner.src), _address(inner.dst), 0, 0, b"", info=kind)
+    src = getattr(frame, "src", b"")
+    dst = getattr(frame, "dst", b"")
+    kind = type(inner).__name__ if not isinstance(inner, bytes) else "frame"
+    return Packet(when, "other", _mac(src), _mac(dst), 0, 0, b"", info=kind)
+
+
+def _mac(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw) if len(raw) == 6 else "?"
 
 
 def to_pcapng(pcap: bytes) -> bytes:

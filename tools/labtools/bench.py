@@ -47,6 +47,8 @@ from labstack import ROOT, ComposeStack
 from labstack.stack import NotYet, wait_for
 from matplotlib.axes import Axes
 
+from . import benchpage
+
 SERVERS = ("project", "asyncio", "asyncio-protocol", "uvloop", "socat")
 PYPI_PEERS = {"uvloop": "uvloop"}  # peers that need a module from services/labbench/peers.txt
 STEPS = ("blocking", "threaded", "multiconn")  # the tutorial's servers (LAB_SERVER)
@@ -734,7 +736,17 @@ def main() -> int:
         help="only these workloads, comma-separated (rr,bulk,udp,idle,app,steps)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="run nothing: write the page of this saved results file (FILE.html); twice, the "
+        "two runs side by side (compare-A-B.html beside the first)",
+    )
     args = parser.parse_args()
+    if args.report:
+        return write_page(args.report)
     duration = args.duration or (0.5 if args.quick else 2.0)
     repeats = args.repeats or (1 if args.quick else 3)
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -795,11 +807,32 @@ def main() -> int:
     table = markdown(report)
     (args.out / "latest.md").write_text(table)
     chart(report, args.out / "latest.png")
+    (args.out / "latest.html").write_text(benchpage.page([report], [latest.name]))
     print(table)
     print(
         f"bench: {len(results)} measurements in {report['wall_s']} s; wrote "
-        f"{latest}, latest.md, latest.png"
+        f"{latest}, latest.md, latest.png, latest.html"
     )
+    return 0
+
+
+def write_page(files: list[Path]) -> int:
+    """``--report``: the page of one saved run, or of two side by side."""
+    if len(files) > 2:
+        print("bench: --report takes one results file, or two to compare", file=sys.stderr)
+        return 2
+    try:
+        text = benchpage.render_files(files)
+    except (OSError, ValueError) as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    out = (
+        files[0].with_suffix(".html")
+        if len(files) == 1
+        else files[0].with_name(f"compare-{files[0].stem}-{files[1].stem}.html")
+    )
+    out.write_text(text)
+    print(f"bench: wrote {out}")
     return 0
 
 

@@ -1,23 +1,33 @@
 """`make capture`: run the demo while tcpdump watches the server's network, save the capture for
-Wireshark, and print the conversation, exchange by exchange.
+Wireshark and as ladder diagrams for a browser, and print the conversation, exchange by exchange.
 
 A stack of its own (a fresh compose project) comes up; a tools-image helper joins the server's
 network namespace and captures on its interface to the lab network; the client runs the demo;
-the capture goes to captures/demo-<timestamp>.pcapng; the stack is removed.
+the capture goes to captures/demo-<timestamp>.pcapng, its ladders to demo-<timestamp>.html
+(labtools.ladder); the stack is removed.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import signal
 import struct
 import sys
+from pathlib import Path
 
 from lab import registry
 from labstack import ROOT, ComposeStack, StackError, capture
 
+from . import ladder
+
 NAMES = {(row.kind, row.default_port): row.name for row in registry.LISTENERS}
+
+
+def shown(path: Path) -> str:
+    """A path as the reader types it: from the repository's root when it is below it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def endpoint(ip: str, port: int) -> str:
@@ -74,9 +84,30 @@ def describe(conv: capture.Conversation) -> list[str]:
     return lines
 
 
-def main() -> int:
-    out_dir = ROOT / "captures"
-    out_dir.mkdir(exist_ok=True)
+def host_names(stack: ComposeStack) -> dict[str, str]:
+    """Labels for the ladders' lifelines: the server's container, hostname and addresses; any
+    other address on the network is the demo's client (a one-off container, gone by now)."""
+    server = stack.container("server")
+    server.reload()
+    label = "\n".join(
+        (
+            "server",
+            f"container {server.name}",
+            f"hostname {server.attrs['Config']['Hostname']}",
+            stack.ip_of("server", 4),
+            stack.ip_of("server", 6),
+        )
+    )
+    return {stack.ip_of("server", 4): label, stack.ip_of("server", 6): label}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make capture", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "captures", help="where to write (captures/)"
+    )
+    out_dir = parser.parse_args(argv).out
+    out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     try:
         with ComposeStack(project=f"labcapture-{stamp}") as stack:
@@ -88,15 +119,21 @@ def main() -> int:
             with stack.capture() as captured:
                 demo = stack.run_client("demo", json_output=False)
             print(demo.stdout.rstrip())
+            names = host_names(stack)
     except StackError as exc:
         print(f"make capture: error: {exc}", file=sys.stderr)
         return 1
     path = out_dir / f"demo-{stamp}.pcapng"
     path.write_bytes(capture.to_pcapng(captured["pcap"]))
     packets = capture.read(captured["pcap"])
+    page = path.with_suffix(".html")
+    page.write_text(
+        ladder.page(capture.read_frames(captured["pcap"]), f"The demo on the wire ({stamp})", names)
+    )
     print(
         f"\n== the conversation on the wire: {len(packets)} packets, saved to "
-        f"{path.relative_to(ROOT)} (open it in Wireshark) =="
+        f"{shown(path)} (open it in Wireshark); drawn as ladders in "
+        f"{shown(page)} (open it in a browser) =="
     )
     shown_frame = False
     for conv in capture.conversations(packets):
