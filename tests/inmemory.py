@@ -48,6 +48,7 @@ class MemoryTransport:
         self.paused_since: float | None = None
         self.paused_total = 0.0
         self.work_requested = False
+        self.checks_asked: list[float] = []  # check_by(when) calls: deadlines the protocol set
         self.turn_cpu_s: list[float] = []  # CPU time of each turn the protocol took
         self.protocol = protocol(**settings)
         self.protocol.connection_made(self)
@@ -55,6 +56,9 @@ class MemoryTransport:
     # -- the Transport interface ------------------------------------------------------------
     def time(self) -> float:
         return self.now
+
+    def check_by(self, when: float) -> None:
+        self.checks_asked.append(when)  # the in-memory clock checks every turn anyway
 
     def write(self, data: bytes | bytearray | memoryview) -> bool:
         if self.closing is not None:

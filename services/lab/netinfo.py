@@ -63,22 +63,45 @@ class Peer:
         return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
 
 
-def peer_of(sockaddr: tuple[Any, ...], ipv6_prefix_bits: int = 64) -> Peer:
-    """``sockaddr`` (as accept or recvfrom return it) as a ``Peer``: one parse of the address."""
+PARSED_KEEP = 4096  # addresses whose parse is kept (bounded: a flood of sources evicts)
+_parsed: dict[tuple[str, int], tuple[str, bool, str]] = {}
+
+
+def peer_of(sockaddr: tuple[Any, ...], ipv6_prefix_bits: int = 64, keep: bool = True) -> Peer:
+    """``sockaddr`` (as accept or recvfrom return it) as a ``Peer``: one parse of the address.
+
+    The parse of an address is kept (``PARSED_KEEP`` of them, the oldest forgotten first), so
+    that many connections from one host share one string for it and accepting costs no
+    ``ipaddress`` work after the first. ``keep=False`` leaves ``sockaddr`` out of the peer: a
+    TCP connection never sends to it, and 100,000 of them would hold 100,000 tuples."""
     raw = sockaddr[0]
+    parsed = _parsed.get((raw, ipv6_prefix_bits))
+    if parsed is None:
+        parsed = _parse(raw, ipv6_prefix_bits)
+        if len(_parsed) >= PARSED_KEEP:
+            del _parsed[next(iter(_parsed))]
+        _parsed[(raw, ipv6_prefix_bits)] = parsed
+    ip, loopback, key = parsed
+    return Peer(ip, sockaddr[1], loopback, key, sockaddr if keep else ())
+
+
+def _parse(raw: str, ipv6_prefix_bits: int) -> tuple[str, bool, str]:
+    """An address's plain form, whether it is loopback, and its key for per-peer limits."""
     try:
         addr = ipaddress.ip_address(raw.split("%", 1)[0])
     except ValueError:  # not an IP address at all (a Unix socket's path, say)
-        return Peer(raw, sockaddr[1], False, raw, sockaddr)
+        return raw, False, raw
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         addr = addr.ipv4_mapped
     ip = str(addr)
+    if ip == raw:
+        ip = raw  # the string accept gave: one object, not two equal ones
     if isinstance(addr, ipaddress.IPv6Address) and 0 < ipv6_prefix_bits < 128:
         shift = 128 - ipv6_prefix_bits
         key = f"{ipaddress.IPv6Address(int(addr) >> shift << shift)}/{ipv6_prefix_bits}"
     else:
         key = ip
-    return Peer(ip, sockaddr[1], addr.is_loopback, key, sockaddr)
+    return ip, addr.is_loopback, key
 
 
 def _ipv4_of(ifname: str) -> str | None:

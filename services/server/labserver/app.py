@@ -151,6 +151,7 @@ class AppProtocol(Protocol):
     def _start_frame_clock(self) -> None:
         transport = self.transport
         self.frame_started, self.paused_before = transport.time(), transport.reading_paused_s()
+        transport.check_by(self.frame_started + self.frame_deadline_s)  # when it may expire
 
     def in_exchange(self, now: float) -> bool:
         return self.app.in_progress

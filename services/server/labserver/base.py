@@ -31,6 +31,7 @@ costly requests cannot hold up everybody else's.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, runtime_checkable
 from typing import Protocol as Interface
 
@@ -79,6 +80,12 @@ class Transport(Interface):
         peer cannot meet while we do not read stand still meanwhile)."""
         ...
 
+    def check_by(self, when: float) -> None:
+        """Have the loop check this connection's deadlines (``check_deadline``) at ``when``
+        or before: a protocol that starts a clock asks for it (the loop otherwise looks at a
+        connection only when one of its own time limits may have come)."""
+        ...
+
     def idle_s(self) -> float:
         """How long since a byte last moved, either way."""
         ...
@@ -106,6 +113,7 @@ class Protocol:
     to a peer turned away at capacity, ``speaks_first`` exempts from the first-byte timeout.
     """
 
+    __slots__ = ("__weakref__", "transport")  # a subclass without __slots__ has a __dict__
     name = "tcp"
     refusal = b""
     speaks_first = False
@@ -133,7 +141,8 @@ class Protocol:
         return False
 
     def connection_lost(self, reason: str) -> None:
-        self.__dict__.pop("transport", None)
+        with contextlib.suppress(AttributeError):  # let go of it (once: a second call is fine)
+            del self.transport
 
     def buffered_bytes(self) -> int:
         return 0

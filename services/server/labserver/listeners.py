@@ -67,7 +67,7 @@ class TcpListener:
                     )
                     self.loop.pause_listener(self, PAUSE_ON_EMFILE_S)
                 return  # anything else (e.g. the peer gave up before accept) is not ours to fix
-            self.admit(sock, peer_of(addr, self.loop.config.ipv6_prefix_bits))
+            self.admit(sock, peer_of(addr, self.loop.config.ipv6_prefix_bits, keep=False))
 
     def admit(self, sock: socket.socket, peer: Peer) -> None:
         sock.setblocking(False)

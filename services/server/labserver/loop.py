@@ -59,7 +59,9 @@ from .listeners import TcpListener, UdpListener
 from .poller import EVENT_READ, Poller
 from .transport import RECV_BYTES, FlowLimits, TcpTransport
 
-HOUSEKEEPING_S = 1.0  # how often idle timeouts and deadlines are checked
+HOUSEKEEPING_S = 1.0  # how often the connections due for a check are checked
+CHECKS_PER_TURN = 2048  # connections checked in one turn, at most (the rest in the next turns)
+RECHECK_S = 60.0  # a connection with no deadline at all is still looked at this often
 STOPPING_TICK_S = 0.05  # the same while shutting down, so we exit promptly
 HEALTH_SLOTS = 4  # connections only loopback peers (the health check) may take
 TURN_WORK_S = 0.010  # the most a turn spends on queued work before it polls again
@@ -117,6 +119,15 @@ class EventLoop:
         self._work: list[tuple[float, int, TcpTransport]] = []  # (recent_work, seq, transport) heap
         self._work_seq = 0
         self._next_housekeeping = self.now + HOUSEKEEPING_S
+        # When each connection is next due for a check: buckets of one second (a timing
+        # wheel), so that a turn of housekeeping looks at the connections whose deadline may
+        # have come, not at every connection. A bucket may hold stale entries (a connection
+        # whose check was brought forward): its ``due`` says which entry counts. The buckets
+        # hold connection ids, not connections, so that nothing outlives its connection.
+        self._due: dict[int, list[int]] = {}
+        self._due_keys: list[int] = []  # heap of the buckets' seconds
+        # (bucket, connection) due and not checked yet (over the turn's cap)
+        self._checks_left: list[tuple[int, int]] = []
         self._waker: tuple[socket.socket, socket.socket] | None = None
 
     def listen_tcp(self, protocol: Callable[..., Protocol], port: int, **settings: Any) -> None:
@@ -153,6 +164,7 @@ class EventLoop:
         transport = TcpTransport(self, sock, peer, self.conn_ids, protocol, self.flow)
         self.connections[transport.conn_id] = transport
         self.per_peer[peer.key] += 1
+        self.check_by(transport, self._next_check(transport, self.now))
         self.connection_event(
             logging.DEBUG if transport.quiet else logging.INFO,
             "%s conn=%d open peer=%s",
@@ -351,7 +363,7 @@ class EventLoop:
     def run_once(self, timeout: float | None = None) -> bool:
         """One turn of the loop; False once a shutdown has finished. ``timeout`` caps the wait
         (tests drive the loop turn by turn)."""
-        if self._work:
+        if self._work or self._checks_left:
             wait = 0.0
         elif self.stop_deadline is not None:
             wait = STOPPING_TICK_S
@@ -376,6 +388,8 @@ class EventLoop:
         if self.now >= self._next_housekeeping:
             self._housekeeping()
             self._next_housekeeping = max(self._next_housekeeping + HOUSEKEEPING_S, self.now + 0.1)
+        elif self._checks_left:  # what housekeeping's cap left over
+            self._run_checks()
         return True
 
     def summary(self) -> str:
@@ -394,17 +408,82 @@ class EventLoop:
     def _on_signal(self, signum: int, frame: object) -> None:
         self.signal_received = signum
 
+    # -- time limits: each connection checked when it is due ----------------------------------
+    def check_by(self, transport: TcpTransport, when: float) -> None:
+        """Make sure ``transport`` is checked at ``when`` or before (a protocol that starts a
+        frame asks for its deadline; ``add`` for the first one)."""
+        if when >= transport.due:
+            return
+        transport.due = when
+        second = int(when)
+        bucket = self._due.get(second)
+        if bucket is None:
+            bucket = self._due[second] = []
+            heapq.heappush(self._due_keys, second)
+        bucket.append(transport.conn_id)
+
+    def _next_check(self, transport: TcpTransport, now: float) -> float:
+        """The earliest a limit can close ``transport``: its idle, first-byte and lifetime
+        deadlines; every second while it is closing or in an exchange (whose protocol has
+        deadlines of its own); RECHECK_S at the latest."""
+        config, protocol = self.config, transport.protocol
+        when = now + RECHECK_S
+        if config.idle_timeout_s:
+            when = min(when, transport.last_active + config.idle_timeout_s)
+        if (
+            config.first_byte_timeout_s
+            and not transport.rx
+            and not transport.read_eof
+            and protocol is not None
+            and not protocol.speaks_first
+        ):
+            when = min(when, transport.opened + config.first_byte_timeout_s)
+        if config.max_lifetime_s and transport.closing is None:
+            when = min(when, transport.opened + config.max_lifetime_s)
+        if (
+            transport.closing is not None
+            or transport.draining_since is not None
+            or (protocol is not None and protocol.in_exchange(now))
+        ):
+            when = min(when, now + HOUSEKEEPING_S)
+        return max(when, now + HOUSEKEEPING_S / 2)  # never again within the same second
+
     def _housekeeping(self) -> None:
-        now, config = self.now, self.config
+        now = self.now
         for until, listener in list(self._paused):
             if now >= until:
                 self._paused.remove((until, listener))
                 self.poller.register(listener.sock, EVENT_READ, listener)
-        for transport in list(self.connections.values()):
-            if not transport.closed and not transport.linger_expired(now):
-                self.guarded(transport, self._check, transport, now, config)
+        keys, due = self._due_keys, self._due
+        while keys and keys[0] <= now:
+            second = heapq.heappop(keys)
+            self._checks_left.extend((second, conn_id) for conn_id in due.pop(second))
+        self._run_checks()
         self.warnings.flush(now)
         self.events.flush(now)
+
+    def _run_checks(self) -> None:
+        """Check the connections that are due, CHECKS_PER_TURN a turn at most: a second in
+        which many come due is spread over the next turns, not spent in one."""
+        now, config = self.now, self.config
+        batch = self._checks_left[-CHECKS_PER_TURN:]
+        del self._checks_left[-CHECKS_PER_TURN:]
+        connections = self.connections
+        for second, conn_id in batch:
+            transport = connections.get(conn_id)
+            if transport is None or transport.closed or int(transport.due) != second:
+                continue  # gone, or a stale entry (its check was moved earlier)
+            if transport.due > now:  # later in this second: at the next housekeeping
+                when, transport.due = transport.due, float("inf")
+                self.check_by(transport, when)
+                continue
+            transport.due = float("inf")
+            if transport.linger_expired(now):
+                self.check_by(transport, now + HOUSEKEEPING_S)
+                continue
+            self.guarded(transport, self._check, transport, now, config)
+            if not transport.closed:
+                self.check_by(transport, self._next_check(transport, now))
 
     def _check(self, transport: TcpTransport, now: float, config: ServerConfig) -> None:
         """The time limits of one connection (the protocol's own deadlines last)."""

@@ -26,6 +26,7 @@ class EchoProtocol(Protocol):
     middle of an exchange and may finish (the server passes its shutdown grace period)."""
 
     name = "tcp-echo"
+    __slots__ = ("half_closed", "quiet_s", "started")  # one per connection: no __dict__
 
     def __init__(self, quiet_s: float = 5.0) -> None:
         self.quiet_s = quiet_s
