@@ -9,8 +9,8 @@ PYTHON ?= python3
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 
-.PHONY: help up serve down logs build compose base wheels deps test test-quick lint bench fuzz clean docs \
-        check-server check-client transcripts screenshots browser \
+.PHONY: help up serve down logs build compose base wheels deps test test-quick test-unit lint bench fuzz clean docs \
+        check-server check-client transcripts screenshots browser soak \
         swarm-up swarm-down cluster capture
 
 help: ## list the targets
@@ -102,10 +102,14 @@ screenshots: build deps browser ## the pictures in the docs, made by the code th
 browser: ## headless Chromium and its chromedriver for the page tests (Debian's packages, if missing)
 	@scripts/install-browser.sh
 
+SOAK_SECONDS ?= 120
+soak: build deps ## a seeded chaos soak: clients, overlapping faults, every operation checked [SOAK_SECONDS=120] [SOAK_SEED=] [TARGET=cluster]
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_SEED=$(SOAK_SEED) TARGET=$(TARGET) $(VENV)/bin/python -m labsoak
+
 transcripts: build deps ## run the commands the docs quote again and write in their output, dated [ONLY=docs/check.md]
 	$(VENV)/bin/python scripts/transcripts.py $(if $(ONLY),--only $(ONLY))
 
-PACKAGES := lab labserver labclient labtutorial labbench labprobe labstack labtools labcheck
+PACKAGES := lab labserver labclient labtutorial labbench labprobe labstack labtools labcheck labsoak
 
 lint: deps ## ruff, mypy (strict for lab and the server), hadolint (Dockerfiles), actionlint
 	$(VENV)/bin/ruff check services tests scripts tools

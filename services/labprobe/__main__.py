@@ -9,6 +9,8 @@ hold IPV4 PORT                               connect, be echoed once, print "hol
 reach IPV4 IPV6 PORTS_JSON                   connect to each TCP port over IPv4 and over
                                              IPv6; a JSON line each: "ok" or the error
 prove BEHAVIOUR PORT                         a proving server for a client under test
+soak HOST SECONDS SEED WORKER [--trusting]   the soak's generator: operations of every kind,
+                                             a history line as each starts and ends
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import socket
 import sys
 import time
 
-from . import cases, proving
+from . import cases, proving, soak
 
 SLOW_READER_S = 5.0
 
@@ -105,6 +107,8 @@ def main(argv: list[str]) -> int:
         return hold(args[0], int(args[1]))
     if mode == "prove":
         return proving.main(args)
+    if mode == "soak":
+        return soak.main(args)
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -18,6 +18,8 @@ from typing import Any
 import docker.errors
 import docker.types
 import pytest
+from labsoak import checker
+from labsoak.cluster import soak_cluster
 from labstack import ROOT, capture
 from labstack.cluster import OVERLAY, STACK, Cluster
 from labstack.stack import NotYet, wait_for
@@ -308,6 +310,20 @@ def test_failing_update_rolls_back_by_itself(cluster: Cluster) -> None:
     assert sorted(t["id"] for t in cluster.wait_tasks(2)) == before  # start-first: never down
     result = cluster.run_client("manager", "echo", "--size", "4KiB")
     assert result.exit_code == 0, result
+
+
+def test_a_soak_on_the_cluster_loses_and_corrupts_nothing(cluster: Cluster) -> None:
+    """``make soak TARGET=cluster``'s code on this test bed: two replicas, clients on the
+    manager, a server task killed, a node lost and a rolling update, every operation checked."""
+    lines, nemesis = soak_cluster(45, "cluster-test-1", print, cluster=cluster)
+    ops = checker.judge(checker.read_history(lines))
+    report = checker.report(ops, nemesis.faults)
+    assert report["violation_count"] == 0, json.dumps(report["violations"][:5], indent=1)
+    assert report["operations"] > 1000
+    assert all(counts["ok"] > 0 for counts in report["by_kind"].values()), report["by_kind"]
+    applied = {f.kind for f in nemesis.faults}
+    assert len(applied) >= 2, (nemesis.faults, nemesis.failures)
+    print(f"cluster soak: {report['outcomes']}; faults {report['per_fault']}")
 
 
 def test_losing_the_host_of_the_server(cluster: Cluster) -> None:

@@ -1,0 +1,70 @@
+"""A 60 s chaos soak (``make soak``'s code, a fixed seed): clients in three containers, faults
+that overlap, and every operation accounted for. Any violation (an operation corrupt or lost)
+fails the test; so does a soak that proved little (too few operations, or faults)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import docker
+import pytest
+from labsoak.checker import OUTCOMES
+from labsoak.nemesis import NETWORK_FAULTS, PROCESS_FAULTS
+
+pytestmark = pytest.mark.soak
+
+SECONDS = 60
+SEED = "make-test-1"  # the same schedule on every run: replay with make soak SOAK_SEED=...
+
+
+def test_a_60_second_soak_loses_and_corrupts_nothing(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "labsoak",
+            "--seconds",
+            str(SECONDS),
+            "--seed",
+            SEED,
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=SECONDS + 180,
+        check=False,
+    )
+    print(proc.stdout[-4000:])
+    assert f"seed {SEED}" in proc.stdout.splitlines()[0]
+    report = json.loads((tmp_path / "latest.json").read_text())
+    assert report["violation_count"] == 0, json.dumps(report["violations"][:5], indent=1)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert set(report["outcomes"]) == set(OUTCOMES)
+    assert report["operations"] > 3000
+    for kind, counts in report["by_kind"].items():
+        assert counts["ok"] > 0, kind  # every kind of operation worked, between faults
+    applied = {f["kind"] for f in report["faults"]}
+    assert len(report["faults"]) >= 8 and len(applied) >= 5, report["faults"]
+    assert applied <= set(PROCESS_FAULTS) | set(NETWORK_FAULTS)
+    tracks = [f for f in report["faults"]]
+    overlapping = any(
+        a["start"] < b["end"] and b["start"] < a["end"]
+        for i, a in enumerate(tracks)
+        for b in tracks[i + 1 :]
+    )
+    assert overlapping, "no two faults overlapped"
+    for kind, figures in report["per_fault"].items():
+        assert figures["operations"] > 0, kind
+    assert (tmp_path / "latest.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "latest-history.jsonl.gz").stat().st_size > 0
+    engine = docker.from_env()
+    left = [
+        c.name
+        for c in engine.containers.list(all=True)
+        if c.labels.get("com.docker.compose.project", "").startswith("labsoak-")
+    ]
+    assert left == []

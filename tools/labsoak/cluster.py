@@ -1,0 +1,140 @@
+"""The soak against the three-host Swarm test bed (``make soak TARGET=cluster``).
+
+Two server replicas on the workers (``dnsrr``: "server" resolves to both tasks), the clients in
+three containers on the manager, and a nemesis of its own on one track: a server task killed
+(Swarm replaces it), a node lost (the worker's dockerd container paused: the manager declares it
+down, its task is rescheduled; then resumed) and a rolling update (``service update --force``,
+start-first). The cluster's own teardown removes everything, even on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import docker.errors
+from labstack.clients import lab_hardening
+from labstack.cluster import OVERLAY, Cluster
+from labstack.stack import NotYet, StackError, wait_for
+
+from .follow import stream_logs
+from .nemesis import Nemesis
+
+CLUSTER_FAULTS = ("task-kill", "node-loss", "rolling-update")
+CLIENT_NODE = "manager"
+
+
+@dataclass
+class ClusterNemesis(Nemesis):
+    cluster: Cluster | None = None
+
+    @property
+    def target(self) -> Cluster:
+        assert self.cluster is not None
+        return self.cluster
+
+    def apply(self, kind: str) -> Any:
+        cluster = self.target
+
+        def some_running() -> list[dict[str, str]]:
+            if tasks := cluster.tasks():
+                return tasks
+            raise NotYet("no server task is running")
+
+        tasks = wait_for("a running server task", some_running, 30, every_s=0.5)
+        task = random.Random(f"{self.seed}/{len(self.faults)}").choice(tasks)
+        if kind == "task-kill":
+            cluster.task_container(task).kill()
+            return task["node"]
+        if kind == "node-loss":
+            cluster.nodes[task["node"]].container.pause()
+            return task["node"]
+        if kind == "rolling-update":
+            cluster.service().force_update()
+            return None
+        raise ValueError(kind)
+
+    def undo(self, kind: str, state: Any) -> str | None:
+        cluster = self.target
+        if kind == "node-loss" and state:
+            node = cluster.nodes[state].container
+            node.reload()
+            if node.attrs["State"].get("Paused"):
+                node.unpause()
+            return f"{state} back"
+        if kind == "rolling-update":
+            with contextlib.suppress(StackError):
+                wait_for("the update", lambda: _update_done(cluster), 90, every_s=0.5)
+            return "update done"
+        return None
+
+    def ensure_healthy(self) -> None:
+        for node in self.target.nodes.values():
+            with contextlib.suppress(docker.errors.APIError):
+                node.container.reload()
+                if node.container.attrs["State"].get("Paused"):
+                    node.container.unpause()
+
+
+def _update_done(cluster: Cluster) -> None:
+    status = (cluster.service().attrs.get("UpdateStatus") or {}).get("State", "completed")
+    if status not in ("completed", "rollback_completed"):
+        raise NotYet(status)
+
+
+def soak_cluster(
+    seconds: float,
+    seed: str,
+    say: Callable[[str], None],
+    workers: int = 3,
+    cluster: Cluster | None = None,
+) -> tuple[list[str], Nemesis]:
+    """The soak on a cluster of its own (formed and torn down here), or on ``cluster``."""
+    if cluster is not None:
+        return _soak(cluster, seconds, seed, say, workers)
+    with Cluster(say=say) as formed:
+        return _soak(formed, seconds, seed, say, workers)
+
+
+def _soak(
+    cluster: Cluster, seconds: float, seed: str, say: Callable[[str], None], workers: int
+) -> tuple[list[str], Nemesis]:
+    lines: list[str] = []
+    cluster.deploy(replicas=2)
+    cluster.wait_tasks(2, within_s=120)
+    nemesis = ClusterNemesis(seed, seconds, say=say, cluster=cluster, tracks=(CLUSTER_FAULTS,))
+    api = cluster.nodes[CLIENT_NODE].api
+    containers = [
+        api.containers.run(
+            f"sockets-lab/client:{cluster.image_tag}",
+            ["soak", "server", str(seconds), seed, f"w{i}"],
+            entrypoint=["python3", "-m", "labprobe"],
+            detach=True,
+            network=OVERLAY,
+            labels=cluster.labels,
+            **lab_hardening(),
+        )
+        for i in range(1, workers + 1)
+    ]
+    followers = [stream_logs(container, lines) for container in containers]
+    say(f"soak: {workers} client containers on {CLIENT_NODE}, 2 server replicas")
+    try:
+        nemesis.run(time.monotonic())
+        for container in containers:
+            with contextlib.suppress(Exception):
+                container.wait(timeout=seconds + 60)
+    finally:
+        nemesis.heal()
+        for container in containers:  # a worker still running after its grace: stopped
+            with contextlib.suppress(docker.errors.APIError):
+                container.kill()
+        for follower in followers:  # each ends with its container's output
+            follower.join(10)
+        for container in containers:
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+    return lines, nemesis
