@@ -201,10 +201,16 @@ def test_a_trickling_server_meets_the_overall_deadline(hostile, command: list[st
         assert code == 4 and "not done after 4s in all" in err, err
 
 
-def test_a_budget_cut_ends_the_command_instead_of_a_connection_per_request(hostile) -> None:
+@pytest.mark.parametrize("pipeline", ["1000", "50000"])  # 50,000: still sending when reset
+def test_a_budget_cut_ends_the_command_instead_of_a_connection_per_request(
+    hostile, pipeline: str
+) -> None:
+    """The server answers, says why it stops and closes with our requests unread, so the
+    kernel resets: the client still reads what came before the reset (it once reported only
+    "connection lost", whenever the reset hit it while it was sending)."""
     cut = ServerConnection().send(ErrorReply("memory-budget", "the buffers are full"))
     server = hostile(reply_with(framing.encode_json({"result": "a #0"}) + cut))
-    code, _, err, _ = client(server, "app", "echo", "a", "--pipeline", "1000", "--retries", "0")
+    code, _, err, _ = client(server, "app", "echo", "a", "--pipeline", pipeline, "--retries", "0")
     assert code == 5 and "memory-budget" in err, err
     assert server.connections == 1
 

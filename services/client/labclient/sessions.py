@@ -153,6 +153,21 @@ class AppSession(Session):
         self.closed_early = len(self.replies) < self.needed
 
 
+def read_what_is_left(session: Session) -> None:
+    """After a failed send (the server reset the connection while we were still sending, a
+    pipelined batch, say): the bytes it sent before are still in our receive buffer, and they
+    may say why (an error reply). Read them before the session judges the reset; bounded by
+    the kernel's buffer, which holds no more."""
+    while not session.done:
+        try:
+            data = session.sock.recv(CHUNK_BYTES)
+        except OSError:
+            return
+        if not data:
+            return
+        session.received(data)
+
+
 def drive(sessions: Sequence[Session], timeout_s: float, deadline: Deadline | None = None) -> None:
     """Run every session to completion; ``TimedOut`` if no byte moves for ``timeout_s``, or
     when ``deadline`` (the exchange's overall one) passes."""
@@ -208,6 +223,7 @@ def drive(sessions: Sequence[Session], timeout_s: float, deadline: Deadline | No
                 except (BlockingIOError, InterruptedError):
                     continue
                 except OSError as exc:  # reset, broken pipe: the session decides what it means
+                    read_what_is_left(session)  # what the server said before it went
                     session.ended(exc)
                 if session.done:
                     selector.unregister(session.sock)
