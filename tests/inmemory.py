@@ -100,7 +100,7 @@ class MemoryTransport:
     def request_work(self) -> None:
         self.work_requested = True
 
-    def warn(self, kind: str, msg: str, *args: object) -> None:
+    def warn(self, kind: str, msg: str, *args: object, **fields: object) -> None:
         self.warnings.warn(kind, self.now, msg, *args)
 
     # -- what the test does -----------------------------------------------------------------

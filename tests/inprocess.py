@@ -32,7 +32,9 @@ class InProcessServer:
     protocol it built (``alive()``)."""
 
     def __init__(self, **settings: Any) -> None:
-        self.config = dataclasses.replace(ServerConfig(), bind="127.0.0.1", **settings)
+        self.config = dataclasses.replace(
+            ServerConfig(), bind="127.0.0.1", quiet_loopback=True, **settings
+        )
         self.made: list[weakref.ref] = []
         self.loop = build(
             self.config,

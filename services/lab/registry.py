@@ -47,6 +47,14 @@ class Listener:
         return settings.env_name(self.port_setting)
 
 
+def port_settings() -> list[tuple[str, Any, str]]:
+    """Each listener's port setting as (variable, default, meaning), as settings.documented."""
+    return [
+        (row.env, row.default_port, f"{row.name}: its {row.kind.upper()} port (0: any free port)")
+        for row in LISTENERS
+    ]
+
+
 LISTENERS: list[Listener] = [
     Listener(
         "tcp-echo",

@@ -8,7 +8,11 @@ clear one-line error, never a traceback.
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import io
 import os
+import textwrap
+import tokenize
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -69,3 +73,39 @@ def load_values(
 def describe(settings: Any) -> str:
     """One line listing every setting, for the start-up log."""
     return " ".join(f"{f.name}={getattr(settings, f.name)}" for f in dataclasses.fields(settings))
+
+
+def documented(cls: type) -> list[tuple[str, Any, str]]:
+    """Each setting of ``cls`` as (variable, default, meaning), the meaning read from the
+    comment beside its field in the source (and the comment lines that continue it): the one
+    place a setting is described, for ``--help`` and docs/configuration.md."""
+    source = textwrap.dedent(inspect.getsource(cls))
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    meaning: dict[str, list[str]] = {}
+    current: str | None = None
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.NAME and token.start[1] == 4 and token.string in fields:
+            current = token.string  # a field's line
+            meaning[current] = []
+        elif token.type == tokenize.COMMENT and current is not None:
+            text = token.string.lstrip("#").strip()
+            if token.start[1] == 4 and token.string.startswith("# ("):
+                current = None  # a note on the class, not a continuation
+            elif text:
+                meaning[current].append(text)
+        elif token.type == tokenize.NAME and token.start[1] == 4:
+            current = None
+    return [
+        (env_name(name), field.default, " ".join(meaning.get(name, [])))
+        for name, field in fields.items()
+    ]
+
+
+def help_text(rows: list[tuple[str, Any, str]], width: int = 100) -> str:
+    """``documented`` rows as an indented list for ``--help`` (plain text, no markup)."""
+    lines = []
+    for var, default, text in rows:
+        lines.append(f"  {var}={default}")
+        if text:
+            lines += textwrap.wrap(text, width, initial_indent="      ", subsequent_indent="      ")
+    return "\n".join(lines)

@@ -48,6 +48,7 @@ class LocalServer:
             **{row.env: "0" for row in registry.LISTENERS},
             "LAB_PORTS_FILE": self.ports_file,
             "LAB_LOG_LEVEL": "DEBUG",
+            "LAB_QUIET_LOOPBACK": "1",  # as in compose.yaml: loopback lines at DEBUG
             **settings,
         }
         argv = (

@@ -1,4 +1,4 @@
-"""``python3 -m labclient SUBCOMMAND``: talk to any lab server; exit status says how it went.
+"""python3 -m labclient SUBCOMMAND: talk to any lab server; the exit status says how it went.
 
 Subcommands: echo, udp, greet, app (the framed protocol), raw (any bytes), demo.
 Exit statuses: 0 ok, 2 usage, 3 server unreachable, 4 timed out, 5 protocol error,
@@ -19,7 +19,7 @@ from lab import framing, registry, settings
 
 from . import app, demo, exchanges, raw
 from .config import ClientConfig
-from .errors import EXIT_USAGE, ClientError
+from .errors import EXIT_INTERRUPTED, EXIT_STATUSES, EXIT_USAGE, ClientError
 from .results import DemoResult, RepeatResult, Result, endpoints_of
 from .transport import FAMILIES, Target, retry_exchange
 
@@ -264,7 +264,11 @@ def build_parser(cfg: ClientConfig, ports: dict[str, int]) -> argparse.ArgumentP
     parser = argparse.ArgumentParser(
         prog="labclient",
         description=__doc__.split("\n\n")[0],
-        epilog="Defaults come from LAB_* environment variables (see the README).",
+        epilog="exit statuses:\n"
+        + "\n".join(f"  {status:>3}  {meaning}" for status, meaning in EXIT_STATUSES)
+        + "\n\nsettings (environment variables, with their defaults; options override them):\n"
+        + settings.help_text(settings.documented(ClientConfig) + registry.port_settings()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--host", default=cfg.host, help="server name or address (%(default)s)")
@@ -409,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"client: error: cannot send that: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     if args.json:
         print(json.dumps({"ok": True, **result.to_json()}))
     elif args.command != "demo":

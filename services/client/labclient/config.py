@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ClientConfig:
-    host: str = "server"  # the server's compose service name
+    host: str = "server"  # the server's name or address (the compose service's name)
     server: str = "lab"  # which server program (LAB_SERVER): the demo asks only for what it serves
     # (The listeners' ports are LAB_<NAME>_PORT, as on the server: lab.registry.)
     connect_deadline_s: float = 30.0  # keep retrying to connect for this long

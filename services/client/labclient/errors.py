@@ -13,6 +13,24 @@ EXIT_UNREACHABLE = 3
 EXIT_TIMED_OUT = 4
 EXIT_PROTOCOL = 5
 EXIT_MISMATCH = 6
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as a shell reports it
+
+EXIT_STATUSES = (  # for --help and the docs: every status a command can end with
+    (0, "ok: every exchange completed and was checked"),
+    (1, "the demo ran, but not every exchange crossed hosts"),
+    (EXIT_USAGE, "usage: a bad option or LAB_* value"),
+    (
+        EXIT_UNREACHABLE,
+        "the server could not be resolved or connected to, or the connection was lost",
+    ),
+    (EXIT_TIMED_OUT, "no progress within --timeout, or not done within --max-time"),
+    (
+        EXIT_PROTOCOL,
+        "the server broke the protocol: a bad frame, an error reply, a cut-short reply",
+    ),
+    (EXIT_MISMATCH, "data mismatch: the echo or reply was not what was sent or due"),
+    (EXIT_INTERRUPTED, "interrupted (Ctrl-C)"),
+)
 
 
 class ClientError(Exception):

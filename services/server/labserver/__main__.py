@@ -72,10 +72,21 @@ def write_ports(path: str, loop: EventLoop) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # The settings' list is read from the source: only for --help, not for every health probe.
+    wants_help = any(arg in ("-h", "--help") for arg in argv)
     parser = argparse.ArgumentParser(
         prog="labserver",
-        description="Sockets lab server: TCP echo, UDP echo, framed app and greeting listeners. "
-        "Settings come from LAB_* environment variables (see the README).",
+        description="Sockets lab server: TCP echo, UDP echo, framed app and greeting listeners.\n"
+        "Settings come from LAB_* environment variables, listed below with their defaults\n"
+        "(docs/configuration.md has them all, with the client's and the scripts').",
+        epilog=(
+            "settings (environment variables, with their defaults):\n"
+            + settings.help_text(settings.documented(ServerConfig) + registry.port_settings())
+            if wants_help
+            else None
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--healthcheck",
@@ -94,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         step = importlib.import_module(f"labtutorial.{config.server}")
         return int(step.main([config.bind, str(ports["tcp-echo"])]))
 
-    logs.configure(config.log_level)
+    logs.configure(config.log_level, config.log_format)
     try:
         loop = build(config, ports)
     except OSError as exc:

@@ -188,6 +188,7 @@ class AppProtocol(Protocol):
             transport.peer,
             code,
             message,
+            code=code,
         )
         self._refuse_and_close(code, message, f"bad frame: {code}")
 

@@ -94,7 +94,7 @@ class Transport(Interface):
         """Ask the loop to call the protocol's ``work(until)`` in a coming turn."""
         ...
 
-    def warn(self, kind: str, msg: str, *args: object) -> None:
+    def warn(self, kind: str, msg: str, *args: object, **fields: object) -> None:
         """A warning, rate-limited per ``kind`` (``limits.WarningLimiter``)."""
         ...
 
@@ -170,7 +170,7 @@ class DatagramTransport(Interface):
         """Send a datagram; False (and counted) if the kernel would not take it."""
         ...
 
-    def warn(self, kind: str, msg: str, *args: object) -> None: ...
+    def warn(self, kind: str, msg: str, *args: object, **fields: object) -> None: ...
 
 
 class DatagramProtocol:

@@ -64,7 +64,13 @@ class WarningLimiter:
         self._windows: dict[str, list[float]] = {}  # kind -> [start, logged, suppressed]
 
     def warn(
-        self, kind: str, now: float, msg: str, *args: object, level: int = logging.WARNING
+        self,
+        kind: str,
+        now: float,
+        msg: str,
+        *args: object,
+        level: int = logging.WARNING,
+        extra: dict[str, object] | None = None,
     ) -> None:
         window = self._windows.get(kind)
         if window is None or now - window[0] >= self.window_s:
@@ -73,7 +79,7 @@ class WarningLimiter:
             window = self._windows[kind] = [now, 0, 0]
         if window[1] < self.burst:
             window[1] += 1
-            self.log.log(level, msg, *args)
+            self.log.log(level, msg, *args, extra=extra)
         else:
             window[2] += 1
 
@@ -92,6 +98,7 @@ class WarningLimiter:
                 kind,
                 self.noun,
                 now - window[0],
+                extra={"event": "suppressed", "kind": kind, "count": int(window[2])},
             )
 
 

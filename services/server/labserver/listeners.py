@@ -156,8 +156,9 @@ class UdpListener:
             return False
         return True
 
-    def warn(self, kind: str, msg: str, *args: object) -> None:
-        self.loop.warnings.warn(kind, self.loop.now, msg, *args)
+    def warn(self, kind: str, msg: str, *args: object, **fields: object) -> None:
+        extra = {"event": kind, "listener": self.name, **fields}
+        self.loop.warnings.warn(kind, self.loop.now, msg, *args, extra=extra)
 
     # -- called by the loop -------------------------------------------------------------------
     def on_ready(self, mask: int) -> None:

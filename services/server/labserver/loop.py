@@ -106,6 +106,7 @@ class EventLoop:
         self.refused: Counter[str] = Counter()  # why peers were turned away
         self.closed_for: Counter[str] = Counter()  # limits that closed connections
         self.internal_errors = 0
+        self.bytes_rx = self.bytes_tx = 0  # over every connection, for the stats line
         self.budget = memory_budget(config.memory_budget_bytes)
         self.buffered = 0  # bytes held by all connections (their ``held``, summed)
         self.recv_buffer = bytearray(RECV_BYTES)
@@ -119,6 +120,7 @@ class EventLoop:
         self._work: list[tuple[float, int, TcpTransport]] = []  # (recent_work, seq, transport) heap
         self._work_seq = 0
         self._next_housekeeping = self.now + HOUSEKEEPING_S
+        self._next_stats = self.now + (config.stats_interval_s or float("inf"))
         # When each connection is next due for a check: buckets of one second (a timing
         # wheel), so that a turn of housekeeping looks at the connections whose deadline may
         # have come, not at every connection. A bucket may hold stale entries (a connection
@@ -171,6 +173,12 @@ class EventLoop:
             protocol.name,
             transport.conn_id,
             peer,
+            extra={
+                "event": "open",
+                "listener": protocol.name,
+                "conn": transport.conn_id,
+                "peer": str(peer),
+            },
         )
         self.guarded(transport, protocol.connection_made, transport)
         if not transport.closed:
@@ -206,13 +214,16 @@ class EventLoop:
         self.poller.unregister(listener.sock)
         self._paused.append((self.now + seconds, listener))
 
-    def connection_event(self, level: int, msg: str, *args: object) -> None:
+    def connection_event(
+        self, level: int, msg: str, *args: object, extra: dict[str, object] | None = None
+    ) -> None:
         """An open or close line: at most EVENTS_PER_S a second are written, the rest are
-        counted in a summary line (a flood of connections is not a flood of log lines)."""
+        counted in a summary line (a flood of connections is not a flood of log lines).
+        ``extra``: the line's fields for the JSON form (LAB_LOG_FORMAT=json)."""
         if level <= logging.DEBUG:
-            log.debug(msg, *args)
+            log.debug(msg, *args, extra=extra)
         else:
-            self.events.warn("connection", self.now, msg, *args, level=level)
+            self.events.warn("connection", self.now, msg, *args, level=level, extra=extra)
 
     # -- a bug in one connection stays in that connection -------------------------------------
     def guarded(self, target: object, call: Callable[..., Any], *args: object) -> Any:
@@ -357,7 +368,7 @@ class EventLoop:
             transport.close_now("server shutdown deadline")
         self.warnings.flush(self.now, force=True)
         self.events.flush(self.now, force=True)
-        log.info("stopped: %s", self.summary())
+        log.info("stopped: %s", self.summary(), extra={"event": "stopped", **self.figures()})
         return 0
 
     def run_once(self, timeout: float | None = None) -> bool:
@@ -391,6 +402,33 @@ class EventLoop:
         elif self._checks_left:  # what housekeeping's cap left over
             self._run_checks()
         return True
+
+    def figures(self) -> dict[str, int]:
+        """What the stats line and the shutdown summary report."""
+        udp = [listener for listener in self.listeners if isinstance(listener, UdpListener)]
+        stats = [listener.protocol.stats() for listener in udp]
+        return {
+            "open": len(self.connections),
+            "served": self.conn_ids,
+            "refused": sum(self.refused.values()),
+            "closed_by_limits": sum(self.closed_for.values()),
+            "internal_errors": self.internal_errors,
+            "bytes_rx": self.bytes_rx,
+            "bytes_tx": self.bytes_tx,
+            "datagrams_echoed": sum(s.get("echoed", 0) for s in stats),
+            "datagrams_dropped": sum(sum(s.get("dropped", Counter()).values()) for s in stats),
+            "budget_used": self.buffered,
+            "budget": self.budget,
+        }
+
+    def log_stats(self) -> None:
+        """One line of the figures (LAB_STATS_INTERVAL_S): connections open, served, refused;
+        bytes; datagrams; the memory budget used."""
+        figures = self.figures()
+        log.info(
+            "stats: " + " ".join(f"{key}={value}" for key, value in figures.items()),
+            extra={"event": "stats", **figures},
+        )
 
     def summary(self) -> str:
         udp = [listener for listener in self.listeners if isinstance(listener, UdpListener)]
@@ -461,6 +499,9 @@ class EventLoop:
         self._run_checks()
         self.warnings.flush(now)
         self.events.flush(now)
+        if now >= self._next_stats:
+            self._next_stats = now + self.config.stats_interval_s
+            self.log_stats()
 
     def _run_checks(self) -> None:
         """Check the connections that are due, CHECKS_PER_TURN a turn at most: a second in

@@ -137,8 +137,9 @@ class TcpTransport:
 
     @property
     def quiet(self) -> bool:
-        """Health probes come from loopback: their lines are logged at DEBUG."""
-        return self.peer.loopback
+        """In a container, loopback peers are the health check's probes: with
+        LAB_QUIET_LOOPBACK their lines are logged at DEBUG."""
+        return self.peer.loopback and self.loop.config.quiet_loopback
 
     # -- the Transport interface (base.Transport) -------------------------------------------
     @property
@@ -223,8 +224,11 @@ class TcpTransport:
         if not self.closed:
             self.loop.request_work(self)
 
-    def warn(self, kind: str, msg: str, *args: object) -> None:
-        self.loop.warnings.warn(kind, self.loop.now, msg, *args)
+    def warn(self, kind: str, msg: str, *args: object, **fields: object) -> None:
+        """A warning about this connection, rate-limited per kind; ``fields`` for the JSON
+        form, with the connection's own (event, listener, conn, peer) added."""
+        extra = {"event": kind, "listener": self.name, "conn": self.conn_id, "peer": str(self.peer)}
+        self.loop.warnings.warn(kind, self.loop.now, msg, *args, extra={**extra, **fields})
 
     # -- called by the loop ---------------------------------------------------------------
     def on_ready(self, mask: int) -> None:
@@ -254,6 +258,16 @@ class TcpTransport:
             self.rx,
             self.tx,
             self.loop.now - self.opened,
+            extra={
+                "event": "closed",
+                "listener": self.name,
+                "conn": self.conn_id,
+                "peer": str(self.peer),
+                "reason": reason,
+                "rx": self.rx,
+                "tx": self.tx,
+                "seconds": round(self.loop.now - self.opened, 3),
+            },
         )
         protocol, self.protocol = self.protocol, None
         if protocol is not None:
@@ -335,6 +349,7 @@ class TcpTransport:
                 self.update_mask()
             return
         self.rx += size
+        loop.bytes_rx += size
         self.last_rx = self.last_active = loop.now
         protocol.data_received(loop.recv_view[:size])
         if self.closed:
@@ -374,6 +389,7 @@ class TcpTransport:
             self.close_now(reason_of(exc))
             return None
         self.tx += sent
+        self.loop.bytes_tx += sent
         if sent:
             self.last_active = self.loop.now
         return sent
