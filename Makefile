@@ -9,24 +9,24 @@ PYTHON ?= python3
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 
-.PHONY: help up serve down logs build compose base wheels deps test test-quick test-unit lint bench fuzz clean docs \
+.PHONY: help up serve down logs images build compose base wheels deps test test-quick test-unit lint bench fuzz clean docs \
         check-server check-client transcripts screenshots browser soak \
         swarm-up swarm-down cluster capture
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-up: build ## run the demo: server + client on their network; the client narrates, then all stop
+up: images ## run the demo: server + client on their network; the client narrates, then all stop
 	$(COMPOSE) up --exit-code-from client
 	@echo "make up: demo finished. 'make logs' replays it, 'make serve' keeps a server running, 'make down' removes the containers."
 
-serve: build ## start only the server (detached, healthy) for your own clients: docker compose run --rm client greet
-	$(COMPOSE) up --detach --wait server
+serve: images ## start only the server (detached, healthy) for your own clients; PUBLISH=1: also on this host's 127.0.0.1
+	$(COMPOSE) $(if $(PUBLISH),-f compose.yaml -f compose.publish.yaml) up --detach --wait server
 
 down: ## stop and remove the stack (containers, network)
-	$(COMPOSE) down --volumes --remove-orphans
+	$(COMPOSE) -f compose.yaml -f compose.publish.yaml down --volumes --remove-orphans
 
-swarm-up: build ## the same lab as a Docker stack on this engine (a single-node swarm if it has none)
+swarm-up: images ## the same lab as a Docker stack on this engine (a single-node swarm if it has none)
 	scripts/swarm.sh up
 
 swarm-down: ## remove the stack; leave swarm mode only if swarm-up entered it
@@ -41,9 +41,14 @@ capture: build deps ## run the demo under tcpdump: captures/demo-<time>.pcapng a
 logs: ## show the stack's logs
 	$(COMPOSE) logs --no-color
 
-build: compose base wheels ## prepare the base image (offline if it cannot be pulled) and build every image
-	@# Without buildx, compose falls back to its classic builder, and says so on every build.
-	@$(COMPOSE) --profile tools build --quiet 2>&1 | { grep -v "buildx isn't installed" || true; }
+# Without buildx, compose falls back to its classic builder, and says so on every build.
+QUIET_BUILD = 2>&1 | { grep -v "buildx isn't installed" || true; }
+
+images: compose base ## build what the demo needs: the server and client images (make up, serve)
+	@$(COMPOSE) build --quiet server client $(QUIET_BUILD)
+
+build: images wheels ## every image: also the tools image (tcpdump, iperf3, socat, uvloop) for tests, bench, capture
+	@$(COMPOSE) --profile tools build --quiet tools $(QUIET_BUILD)
 
 compose: ## make sure `docker compose` (v2) is there; install the pinned plugin if not
 	@scripts/install-compose.sh
@@ -62,11 +67,46 @@ $(VENV)/.installed: requirements-dev.txt pyproject.toml
 
 deps: $(VENV)/.installed ## the pinned Python packages and the project's own (editable), in .venv
 
-test: build deps browser ## unit tests, then the integration suite against fresh stacks (leaves nothing behind)
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+# Three runs, one after the other: the unit tests on every core (in-process servers, loopback;
+# UNIT_WORKERS=0: serially); the integration suite serially (on a 2-core machine, stacks in
+# parallel starve each other's health checks: 4 workers failed, measured); then the
+# conformance kit's tests, CHECK_WORKERS at a time (each grades a program in its own
+# containers and mostly waits on the program's timeouts). INTEGRATION_WORKERS=N spreads the
+# integration suite on a bigger machine (a module's tests stay together: see its conftest).
+# JUNIT_DIR=dir writes dir/unit.xml, dir/integration.xml and dir/check.xml. Every run runs
+# even if one before failed (Ctrl-C stops them all); the status is the first failure's.
+UNIT_WORKERS ?= auto
+INTEGRATION_WORKERS ?= 0
+CHECK_WORKERS ?= 2
+PYTEST = $(VENV)/bin/pytest
+workers = $(if $(filter 0 1,$(1)),,-n $(1) $(2))
+junit = $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/$(1).xml)
+define run_suite
+	@status=0; \
+	for part in unit integration check; do \
+	  case $$part in \
+	    unit) args="$(call workers,$(UNIT_WORKERS)) $(call junit,unit) tests/unit" \
+	          mark="$(1)";; \
+	    integration) args="$(call workers,$(INTEGRATION_WORKERS),--dist loadgroup) $(call junit,integration) tests/integration" \
+	          mark="not check$(if $(1), and ($(1)))";; \
+	    check) args="$(call workers,$(CHECK_WORKERS)) $(call junit,check) tests/integration" \
+	          mark="check$(if $(1), and ($(1)))";; \
+	  esac; \
+	  code=0; $(PYTEST) $$args $${mark:+-m "$$mark"} $(PYTEST_ARGS) || code=$$?; \
+	  echo "make: $$part tests: exit $$code"; \
+	  if [ $$code = 2 ]; then exit 2; fi; \
+	  if [ $$code != 0 ] && [ $$code != 5 ] && [ $$status = 0 ]; then status=$$code; fi; \
+	done; exit $$status
+endef
+
+test: build deps browser ## unit tests, the integration suite against fresh stacks, the kit's tests (leaves nothing behind)
+	$(call run_suite,)
 
 test-quick: build deps browser ## the same without the slow groups
-	$(VENV)/bin/pytest -m "not slow" $(PYTEST_ARGS)
+	$(call run_suite,not slow)
+
+test-unit: deps ## the unit tests alone: no Docker engine needed (in-process servers, loopback)
+	$(PYTEST) $(call workers,$(UNIT_WORKERS)) tests/unit $(PYTEST_ARGS)
 
 bench: build deps ## the benchmark: project vs asyncio, uvloop, socat, iperf3; pinned, 3 runs each (< 8 min)
 	$(VENV)/bin/python scripts/bench.py

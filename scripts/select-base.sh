@@ -6,6 +6,7 @@
 #   3. the offline base (scripts/build-base.sh, from Debian's packages), built if missing.
 # Set BASE_IMAGE in the environment to force a choice.
 set -euo pipefail
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;; esac  # the comment above
 cd "$(dirname "$0")/.."
 
 PUBLIC=${PUBLIC_BASE_IMAGE:-python:3.11-slim-bookworm}

@@ -8,6 +8,7 @@
 #
 # The docker CLI it runs honours DOCKER_HOST, like every docker command.
 set -euo pipefail
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;; esac  # the comment above
 cd "$(dirname "$0")/.."
 STACK=${LAB_STACK:-lab}
 MARK=${LAB_SWARM_MARK:-.swarm-initialised-by-lab}  # written when `up` ran `docker swarm init`

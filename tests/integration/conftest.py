@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Generator, Iterator
 
+import docker
 import pluggy
 import pytest
 from labstack import ComposeStack
@@ -19,6 +21,32 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, interrupt)
     # A shell starts background jobs with SIGINT ignored; Ctrl-C must still tear down.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def docker_unreachable() -> str | None:
+    """Why no Docker engine can be used here, or None if one answers."""
+    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        docker.from_env(timeout=10).ping()
+    except Exception as exc:  # no socket, no permission, a DOCKER_HOST that is not there
+        return f"none answers at {where}: {type(exc).__name__}"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without a Docker engine, every integration test is skipped with one reason (the unit
+    tests still run). Under pytest-xdist (``make test``: ``--dist loadgroup``) a module's
+    tests stay on one worker, in order, sharing its module fixtures (own_stack, the cluster),
+    unless the module says ``SPREAD = True`` (each test stands alone: the kit's programs)."""
+    ours = [item for item in items if "integration" in item.path.parts]
+    why = docker_unreachable() if ours else None
+    for item in ours:
+        if why is not None:
+            item.add_marker(
+                pytest.mark.skip(reason=f"no Docker engine ({why}); the unit tests ran")
+            )
+        elif not getattr(getattr(item, "module", None), "SPREAD", False):
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 
 @pytest.fixture(scope="session")

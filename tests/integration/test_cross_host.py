@@ -89,3 +89,19 @@ def test_compose_up_runs_three_demo_clients_side_by_side(stack: ComposeStack) ->
         assert "verdict: all 12 exchanges crossed from this container" in output
     for client in clients:
         client.remove()
+
+
+def test_plain_compose_up_with_exit_code_from_client_ends_when_the_demo_does() -> None:
+    """The README's plain-Compose form of `make up`: `docker compose up --exit-code-from client`
+    ends by itself with the client's status, and the server, stopped with SIGTERM, exits 0.
+    (Plain `docker compose up` keeps the server running after the demo, as a server should:
+    the README says so.)"""
+    with ComposeStack() as fresh:
+        done = fresh.compose(
+            "up", "--no-build", "--pull", "never", "--exit-code-from", "client", timeout_s=180
+        )
+        assert "verdict: all 12 exchanges crossed from this container" in done.stdout, done.stdout
+        server = fresh.container("server")
+        server.reload()
+        assert server.status == "exited", server.status
+        assert server.attrs["State"]["ExitCode"] == 0, fresh.server_log()[-2000:]

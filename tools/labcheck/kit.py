@@ -311,7 +311,7 @@ class ServerCheck(Bench):
         self.program = program
         self.claimed = protocols
         self.ports = {**DEFAULT_PORTS, **(ports or {})}
-        self.report = Report(program.name, "server", [])
+        self.report = Report(program.name, "server", [], run=self.run_id)
         self.holder: Container | None = None
         self.server: Container | None = None
         self.pcap = b""
@@ -799,7 +799,7 @@ class ClientCheck(Bench):
     def __init__(self, program: Program, image_tag: str = "latest") -> None:
         super().__init__(image_tag)
         self.program = program
-        self.report = Report(program.name, "client", ["echo"])
+        self.report = Report(program.name, "client", ["echo"], run=self.run_id)
         self.template = program.args or ["{host}", "{message}"]
         self.holder: Container | None = None
         self.pcap = b""

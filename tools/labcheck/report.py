@@ -1,7 +1,8 @@
 """A check's verdicts as people and programs read them: a table in the terminal (colour on a TTY),
 one JSON object (``REPORT=path/report.json``), and JUnit XML beside it (``report.xml``) for CI.
 
-    {"program": ..., "mode": "server" | "client", "protocols": [...], "exit_status": 0 | 1,
+    {"program": ..., "mode": "server" | "client", "run": id, "protocols": [...],
+     "exit_status": 0 | 1,
      "summary": {"pass": n, "fail": n, "info": n, "n/a": n},
      "cases": [{"id", "verdict", "expected", "observed", "hint", "duration_s",
                 "capture"?, "ladder"?}]}
@@ -29,6 +30,7 @@ class Report:
     protocols: list[str]
     cases: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the kit saw of the program itself
+    run: str = ""  # the run's id: the value of the org.sockets-lab.check label on what it made
 
     def add(self, case: dict[str, Any]) -> None:
         self.cases.append(case)
@@ -58,6 +60,7 @@ class Report:
         return {
             "program": self.program,
             "mode": self.mode,
+            "run": self.run,
             "protocols": self.protocols,
             "exit_status": self.exit_status,
             "summary": self.summary,

@@ -82,9 +82,11 @@ class Stack(Lifecycle):
         env: dict[str, str] | None = None,
         project: str | None = None,
         compose_file: Path | None = None,
+        overrides: tuple[Path, ...] = (),
     ) -> None:
         self.project_dir = project_dir
         self.compose_file = compose_file or project_dir / "compose.yaml"
+        self.overrides = overrides  # more compose files on top (compose.publish.yaml, say)
         self.project = project or f"labtest-{uuid.uuid4().hex[:10]}"
         self.services = services
         self.env = {**os.environ, "LAB_SUBNET6": random_ula_subnet(), **(env or {})}
@@ -120,6 +122,7 @@ class Stack(Lifecycle):
             str(self.project_dir),
             "--file",
             str(self.compose_file),
+            *[arg for extra in self.overrides for arg in ("--file", str(extra))],
             "--project-name",
             self.project,
             *args,

@@ -48,7 +48,9 @@ from labstack.stack import NotYet, wait_for
 from matplotlib.axes import Axes
 
 from . import benchpage
+from .progress import Progress
 
+RUN_OVERHEAD_S = 2.0  # a run's set-up around its measured seconds (the progress estimate)
 SERVERS = ("project", "asyncio", "asyncio-protocol", "uvloop", "socat")
 PYPI_PEERS = {"uvloop": "uvloop"}  # peers that need a module from services/labbench/peers.txt
 STEPS = ("blocking", "threaded", "multiconn")  # the tutorial's servers (LAB_SERVER)
@@ -382,11 +384,11 @@ def measure(
     sampler.start()
     results = []
     try:
-        for n, run in enumerate(runs, 1):
-            print(
-                f"bench: [{n}/{len(runs)}] {run['workload']:<5} {run['server']:<16} "
-                f"conns={run['conns']:<6} size={run['size']} (repeat {run['repeat']})",
-                flush=True,
+        bar = Progress("bench", len(runs), expected_step_s=duration + RUN_OVERHEAD_S)
+        for run in runs:
+            bar.step(
+                f"{run['workload']:<5} {run['server']:<16} "
+                f"conns={run['conns']:<6} size={run['size']} (repeat {run['repeat']})"
             )
             server = stack.container(run["server"])
             sampler.watch(server)

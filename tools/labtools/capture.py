@@ -21,6 +21,7 @@ from lab import registry
 from labstack import ROOT, ComposeStack, StackError, capture
 
 from . import ladder
+from .progress import Progress
 
 NAMES = {(row.kind, row.default_port): row.name for row in registry.LISTENERS}
 
@@ -109,17 +110,20 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = parser.parse_args(argv).out
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    bar = Progress("make capture", 3, expected_step_s=10)
     try:
+        bar.step("starting the stack (server healthy)")
         with ComposeStack(project=f"labcapture-{stamp}") as stack:
-            print(
+            bar.step("the demo under tcpdump")
+            bar.say(
                 f"capture: tcpdump in the server's network namespace "
-                f"({stack.ip_of('server', 4)}, {stack.ip_of('server', 6)})",
-                flush=True,
+                f"({stack.ip_of('server', 4)}, {stack.ip_of('server', 6)})"
             )
             with stack.capture() as captured:
                 demo = stack.run_client("demo", json_output=False)
-            print(demo.stdout.rstrip())
+            bar.say(demo.stdout.rstrip())
             names = host_names(stack)
+            bar.step("removing the stack; writing the capture, its decoding and ladders")
     except StackError as exc:
         print(f"make capture: error: {exc}", file=sys.stderr)
         return 1
@@ -130,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     page.write_text(
         ladder.page(capture.read_frames(captured["pcap"]), f"The demo on the wire ({stamp})", names)
     )
+    bar.finish("captured")
     print(
         f"\n== the conversation on the wire: {len(packets)} packets, saved to "
         f"{shown(path)} (open it in Wireshark); drawn as ladders in "

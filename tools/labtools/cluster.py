@@ -9,6 +9,7 @@ and exits with the demo's status. The machine's own engine is left as it was (no
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
 import time
@@ -16,6 +17,17 @@ from pathlib import Path
 
 from labstack.cluster import STACK, Cluster
 from labstack.stack import NotYet, StackError, wait_for
+
+from .progress import Progress
+
+# The plan that the progress line counts down (about PHASE_S each on a 2-core machine).
+PHASES = (
+    "forming the test bed: three dockerd hosts, a swarm, the images side-loaded",
+    "deploying the stack",
+    "waiting for the client's demo",
+    "tearing down (nodes, their volumes, the underlay)",
+)
+PHASE_S = 20.0
 
 SERVER_NODE, CLIENT_NODE = "worker1", "worker2"
 
@@ -32,15 +44,23 @@ def demo_finished(cluster: Cluster) -> dict:
     return done[0]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="make cluster",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_args(argv)  # no options: --help says what it does, and does nothing else
     say("== make cluster: the sockets lab on a Docker Swarm of three hosts ==")
     if not Path("/proc/net/ip_vs").exists():
         say(
             "cluster: this kernel has no IPVS (ip_vs): no VIP, no ingress routing mesh; the "
             "stack uses endpoint_mode dnsrr, so 'server' resolves to the tasks' own addresses"
         )
+    bar = Progress("make cluster", len(PHASES), expected_step_s=PHASE_S)
     try:
-        with Cluster(say=say) as cluster:
+        bar.step(PHASES[0])
+        with Cluster(say=bar.say) as cluster:
+            bar.step(PHASES[1])
             cluster.deploy(server_on=SERVER_NODE, client_on=CLIENT_NODE, client=True)
             (server,) = cluster.wait_tasks(1)
             say(
@@ -48,6 +68,7 @@ def main() -> int:
                 f"(network {STACK}_labnet, VXLAN over the underlay)"
             )
             started = time.monotonic()
+            bar.step(PHASES[2])
             task = wait_for("the client's demo", lambda: demo_finished(cluster), 120, 0.5)
             hostnames = {
                 n.id: n.attrs["Description"]["Hostname"] for n in cluster.manager.api.nodes.list()
@@ -76,8 +97,8 @@ def main() -> int:
                 else f"FAILED (exit {code})"
             )
             say(f"cluster: client on {CLIENT_NODE} -> server on {SERVER_NODE}: {verdict}")
-            say("cluster: tearing down (nodes, their volumes, the underlay)")
-        say("make cluster: done; nothing is left behind")
+            bar.step(PHASES[3])
+        bar.finish("done; nothing is left behind")
         return code
     except StackError as exc:
         say(f"make cluster: error: {exc}")

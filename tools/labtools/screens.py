@@ -10,6 +10,7 @@ drawn, and the first IPv4 conversation of the app protocol is photographed.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import signal
 import sys
@@ -27,7 +28,12 @@ LADDER_PNG = ROOT / "docs" / "ladder.png"
 WIDTH = 1000
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(
+        prog="make screenshots",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_args(argv)  # no options: --help says what it does, and does nothing else
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     try:
         with ComposeStack(project=f"labscreens-{stamp}") as stack:

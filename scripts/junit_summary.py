@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""A JUnit XML report (pytest's ``--junitxml``) as Markdown for a CI run's page (GitHub's
+``$GITHUB_STEP_SUMMARY``): the totals, then each failure and error with the first lines of its
+message, then the reasons tests were skipped. Standard library only, so it runs on any runner."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+
+MESSAGE_LINES = 12  # of each failure's text, on the page (the whole text is in the artifact)
+
+
+def summarise(*reports: Path) -> str:
+    """The reports (pytest --junitxml files: make test writes unit.xml and integration.xml)
+    summed up as one page."""
+    found = [report for report in reports if report.exists()]
+    if not found:
+        names = ", ".join(f"`{report}`" for report in reports)
+        return f"### Tests\n\nNo {names}: the tests did not run (see the log above).\n"
+    roots = [ET.parse(report).getroot() for report in found]  # noqa: S314 (our pytest wrote it)
+    cases = [case for root in roots for case in root.iter("testcase")]
+    outcome: Counter[str] = Counter()
+    failures: list[tuple[str, str, str]] = []
+    skipped: Counter[str] = Counter()
+    seconds = sum(float(suite.get("time", 0)) for root in roots for suite in root.iter("testsuite"))
+    for case in cases:
+        name = f"{case.get('classname', '')}::{case.get('name', '')}".strip(":")
+        bad = case.find("failure")
+        if bad is None:
+            bad = case.find("error")
+        skip = case.find("skipped")
+        if bad is not None:
+            outcome[bad.tag] += 1
+            text = (bad.get("message") or "") + "\n" + (bad.text or "")
+            failures.append((bad.tag, name, "\n".join(text.strip().splitlines()[:MESSAGE_LINES])))
+        elif skip is not None:
+            outcome["skipped"] += 1
+            skipped[skip.get("message") or "no reason given"] += 1
+        else:
+            outcome["passed"] += 1
+    icon = "❌" if failures else "✅"
+    lines = [
+        f"### {icon} Tests: {outcome['passed']} passed, {outcome['failure']} failed, "
+        f"{outcome['error']} errors, {outcome['skipped']} skipped in {seconds:.0f} s",
+        "",
+    ]
+    for tag, name, text in failures:
+        lines += [f"<details><summary>{tag}: <code>{name}</code></summary>", "", "```text"]
+        lines += [text.replace("```", "'''"), "```", "</details>", ""]
+    if skipped:
+        lines += ["| skipped | why |", "|---:|---|"]
+        lines += [f"| {n} | {why.replace('|', '/')} |" for why, n in skipped.most_common()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "reports", type=Path, nargs="+", help="JUnit XML files (pytest --junitxml=...)"
+    )
+    args = parser.parse_args(argv)
+    sys.stdout.write(summarise(*args.reports))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
