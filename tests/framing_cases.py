@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import struct
 
-import tutorial_peers
 from lab.framing import encode_binary, encode_json
+from labtutorial import framed
 
 LIMIT = 4096
 
@@ -52,7 +52,7 @@ VALID = {
     "binary": (encode_binary(b"\x00\xffsearchring"), None),
     "binary-empty": (encode_binary(b""), None),
     "tutorial-client-binary": (
-        tutorial_peers.make_message(b"echohello", "binary/custom-client-binary-type", "binary"),
+        framed.make_message(b"echohello", "binary/custom-client-binary-type", "binary"),
         None,
     ),
 }

@@ -6,17 +6,17 @@ import ipaddress
 from pathlib import Path
 
 import pytest
-import tutorial_peers
 from framing_cases import INVALID
 from lab import framing, registry
 from labstack import ComposeStack
+from labtutorial import framed
 from serverlog import wait_for_warnings
 from test_cross_host import FAMILIES, assert_crossed_hosts
 
 APP_PORT = str(registry.default_port("app"))
 GOOD_REQUEST = framing.encode_json({"action": "search", "value": "ring"})
 RING = "In the caves beneath the Misty Mountains. \U0001f48d"
-TUTORIAL_SOURCE = Path(tutorial_peers.__file__).read_text()
+TUTORIAL_SOURCE = Path(framed.__file__).read_text()
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -6,12 +6,12 @@ import socket
 import threading
 
 import pytest
-import tutorial_peers
 from framing_cases import INVALID, LIMIT
 from lab import framing
 from labclient import app
 from labclient.errors import ProtocolError
 from labclient.transport import Target
+from labtutorial import framed
 
 TIMEOUT_S = 5
 
@@ -75,10 +75,10 @@ def test_fifty_connections_at_once(app_server) -> None:
 
 def test_the_tutorials_client_works_against_our_server(app_server) -> None:
     port = app_server.ports["app"]
-    assert tutorial_peers.request("127.0.0.1", port, "search", "ring")["reply"] == {
+    assert framed.request("127.0.0.1", port, "search", "ring")["reply"] == {
         "result": "In the caves beneath the Misty Mountains. \U0001f48d"
     }
-    binary = tutorial_peers.request("::1", port, "reverse", "abcdefghijk")
+    binary = framed.request("::1", port, "reverse", "abcdefghijk")
     assert binary["reply"] == "First 10 bytes of request: reverseabc"
     assert binary["header"]["content-type"] == "binary/custom-server-binary-type"
 
@@ -92,7 +92,7 @@ def tutorial_server():
         port.append(number)
         ready.set()
 
-    thread = threading.Thread(target=tutorial_peers.serve, args=(0, 6, started), daemon=True)
+    thread = threading.Thread(target=framed.serve, args=(0, 6, started), daemon=True)
     thread.start()
     assert ready.wait(TIMEOUT_S)
     return port[0]

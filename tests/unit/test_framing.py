@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import tutorial_peers
 from framing_cases import INVALID, LIMIT, VALID, header, raw_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +18,7 @@ from lab.framing import (
     encode_json,
     encode_message,
 )
+from labtutorial import framed
 
 NEED_DATA = MessageDecoder.NEED_DATA
 
@@ -158,7 +158,7 @@ def test_local_errors_are_ours_not_the_peers(call, code: str) -> None:
 
 def test_wire_identical_to_the_tutorials_framing() -> None:
     content = json.dumps({"action": "search", "value": "\U0001f436"}, ensure_ascii=False)
-    tutorial = tutorial_peers.make_message(content.encode(), "text/json", "utf-8")
+    tutorial = framed.make_message(content.encode(), "text/json", "utf-8")
     ours = encode_json({"action": "search", "value": "\U0001f436"})
     assert ours == tutorial
 

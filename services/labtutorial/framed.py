@@ -1,7 +1,14 @@
-"""Peers that speak the framed protocol the way Real Python's tutorial app-client and app-server do.
+"""Step 4: a message protocol on a stream: Real Python's framed app client and server, as
+teaching code.
 
-Written from the tutorial's description, independently of ``lab.framing``, so the lab's codec is
-checked against a second implementation rather than against itself:
+A stream has no message boundaries (pieces.py), so the protocol makes its own: every message is
+
+    struct.pack(">H", len(header)) + header + content
+
+a 2-byte length (big-endian: network byte order), then that many bytes of JSON header (which
+says how long the content is, and what it is), then the content. The reader reads exactly 2
+bytes, then exactly the header's length, then exactly content-length: ``_recv_exactly`` is the
+loop that a single recv() is not.
 
 - the client sends ONE request -- ``search`` as text/json ``{"action", "value"}``, any other action
   as the bytes of action+value with content-type ``binary/custom-client-binary-type`` and
@@ -10,13 +17,12 @@ checked against a second implementation rather than against itself:
   and ``No match for "<value>".``, ``Error: invalid action "<action>".`` for other text/json
   actions, ``b"First 10 bytes of request: " + request[:10]`` for binary requests.
 
-Both frame a message as ``struct.pack(">H", len(header)) + header + content`` where the header is
-``json.dumps({...}, ensure_ascii=False).encode("utf-8")`` with the keys in the tutorial's order.
+The header is ``json.dumps({...}, ensure_ascii=False).encode("utf-8")`` with the keys in the
+tutorial's order. Written from the tutorial's description, independently of ``lab.framing``: the
+suite checks the lab's codec against this second implementation, not against itself.
 
-Run as a script (stdlib only, so it can run inside the lab's images)::
-
-    python3 tutorial_peers.py client HOST PORT ACTION VALUE    prints one JSON line, the reply
-    python3 tutorial_peers.py server PORT CONNECTIONS          serves that many, then exits
+    python3 framed.py client HOST PORT ACTION VALUE    prints one JSON line, the reply
+    python3 framed.py server PORT CONNECTIONS          serves that many, then exits
 """
 
 from __future__ import annotations
