@@ -118,8 +118,10 @@ class _Connection:
         return self._decoder.in_progress
 
     def ready(self) -> bool:
-        """Is a whole header or message buffered (``next_event`` can get further)?"""
-        return self._decoder.ready()
+        """Can ``next_event`` get further: a whole header or message is buffered, or the peer's
+        end of stream has come (``Closed``, or ``TruncatedMessage`` inside a message)? A
+        server that stops answering for a turn must come back for the end of stream too."""
+        return self._eof or self._decoder.ready()
 
     @property
     def held_bytes(self) -> int:

@@ -367,3 +367,18 @@ def test_the_deadline_stands_still_while_we_pause_reading() -> None:
 def test_every_error_code_is_a_known_one() -> None:
     """The codes a client can meet are the documented ones (the README's table lists them)."""
     assert {"too-deep", "too-many-values", "memory-budget"} <= CODEC_CODES | APP_CODES
+
+
+def test_a_half_close_is_honoured_when_the_time_slice_ends_at_the_reply() -> None:
+    """The request and the peer's half-close come together; its answer uses up the turn's
+    slice (a busy loop), so work stops right after the reply. The end of stream must still be
+    seen next turn and the connection closed: it once stayed open (answered, never closed) until
+    the client gave up, 10 s later in a test under attack."""
+    conn = MemoryTransport(AppProtocol)
+    conn.protocol.data_received(memoryview(framing.encode_json({"action": "echo", "value": "x"})))
+    conn.protocol.eof_received()
+    more = conn.protocol.work(time.perf_counter())  # the slice is over once one reply is out
+    assert conn.sent and conn.closing is None  # answered, not yet closed
+    assert more, "work must be asked for again: the end of stream is still to be read"
+    conn.protocol.work(time.perf_counter() + 1)
+    assert conn.closing == "peer closed"
