@@ -103,7 +103,9 @@ def test_reset(listener) -> None:
         "0",
     )
     assert proc.returncode == documented_exit("ECONNRESET"), proc.stderr
-    assert "reset" in proc.stderr.lower()
+    # "Connection reset by peer" on the read; "Broken pipe" or "Transport endpoint is not
+    # connected" when the reset lands while the client is still sending or half-closing
+    assert "connection lost" in proc.stderr, proc.stderr
 
 
 def test_silent_peer(listener) -> None:
