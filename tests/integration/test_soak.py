@@ -5,6 +5,7 @@ fails the test; so does a soak that proved little (too few operations, or faults
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,45 @@ def test_a_60_second_soak_loses_and_corrupts_nothing(tmp_path: Path) -> None:
         if c.labels.get("com.docker.compose.project", "").startswith("labsoak-")
     ]
     assert left == []
+
+
+def test_ctrl_c_undoes_every_fault_and_leaves_nothing(tmp_path) -> None:
+    """Interrupted once a fault is in place: one line, exit 130, and nothing of the soak's left
+    (its stack, its clients, the nemesis's helpers)."""
+    soak = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "labsoak",
+            "--seconds",
+            "60",
+            "--seed",
+            "ctrl-c",
+            "--out",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert soak.stdout is not None
+        for line in soak.stdout:  # the schedule's first fault comes within seconds
+            if line.startswith("nemesis: "):
+                break
+        soak.send_signal(signal.SIGINT)
+        _, err = soak.communicate(timeout=180)
+    finally:
+        if soak.poll() is None:
+            soak.kill()
+    assert soak.returncode == 130, err
+    assert "interrupted; every fault undone" in err and "Traceback" not in err, err
+    engine = docker.from_env()
+    left = [
+        c.name
+        for c in engine.containers.list(all=True)
+        if c.labels.get("com.docker.compose.project", "").startswith("labsoak-")
+    ]
+    assert left == []
+    networks = [n.name for n in engine.networks.list() if n.name.startswith("labsoak-")]
+    assert networks == []

@@ -38,6 +38,7 @@ CPU_QUOTA = 5_000  # of a 100,000 µs period: 5% of a core
 RESET_PCT = 5
 GAP_S = (1.0, 4.0)  # quiet time between two faults of a track
 SPAN_S = (2.0, 6.0)  # how long a fault lasts
+HEAL_WAIT_S = 90.0  # at the end, for a track to finish the fault it is applying (an update)
 
 
 @dataclass
@@ -79,6 +80,7 @@ class Nemesis:
     tracks: tuple[tuple[str, ...], ...] = (PROCESS_FAULTS, NETWORK_FAULTS)
 
     def __post_init__(self) -> None:
+        self.threads: list[threading.Thread] = []
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.active: dict[str, Any] = {}  # kind -> what undo needs
@@ -90,6 +92,7 @@ class Nemesis:
         ]
         for thread in threads:
             thread.start()
+        self.threads = threads
         return threads
 
     def _track(self, plan: list[Planned], started: float) -> None:
@@ -126,8 +129,11 @@ class Nemesis:
             return f"undo failed: {exc}"[:200]
 
     def heal(self) -> None:
-        """Undo whatever is still in place (the tracks stop first)."""
+        """Undo whatever is still in place. The tracks stop first, and are waited for: one in
+        the middle of applying a fault (Ctrl-C came then) finishes it and undoes it itself."""
         self.stopping.set()
+        for thread in self.threads:
+            thread.join(HEAL_WAIT_S)
         for kind in list(self.active):
             self._undo(kind)
         self.ensure_healthy()

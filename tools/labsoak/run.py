@@ -247,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     except StackError as exc:
         print(f"make soak: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a CI that cancels
+        print("make soak: interrupted; every fault undone, everything removed", file=sys.stderr)
+        return 130
     run = {
         "started": started,
         "seed": args.seed,
