@@ -21,6 +21,15 @@ SECONDS = 60
 SEED = "make-test-1"  # the same schedule on every run: replay with make soak SOAK_SEED=...
 
 
+def soak_leftovers() -> list[str]:
+    """Containers of any soak's compose project (labsoak-...) still on the engine."""
+    return [
+        c.name
+        for c in docker.from_env().containers.list(all=True)
+        if c.labels.get("com.docker.compose.project", "").startswith("labsoak-")
+    ]
+
+
 def test_a_60_second_soak_loses_and_corrupts_nothing(tmp_path: Path) -> None:
     proc = subprocess.run(
         [
@@ -62,13 +71,7 @@ def test_a_60_second_soak_loses_and_corrupts_nothing(tmp_path: Path) -> None:
         assert figures["operations"] > 0, kind
     assert (tmp_path / "latest.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "latest-history.jsonl.gz").stat().st_size > 0
-    engine = docker.from_env()
-    left = [
-        c.name
-        for c in engine.containers.list(all=True)
-        if c.labels.get("com.docker.compose.project", "").startswith("labsoak-")
-    ]
-    assert left == []
+    assert soak_leftovers() == []
 
 
 def test_ctrl_c_undoes_every_fault_and_leaves_nothing(tmp_path) -> None:
@@ -102,12 +105,7 @@ def test_ctrl_c_undoes_every_fault_and_leaves_nothing(tmp_path) -> None:
             soak.kill()
     assert soak.returncode == 130, err
     assert "interrupted; every fault undone" in err and "Traceback" not in err, err
+    assert soak_leftovers() == []
     engine = docker.from_env()
-    left = [
-        c.name
-        for c in engine.containers.list(all=True)
-        if c.labels.get("com.docker.compose.project", "").startswith("labsoak-")
-    ]
-    assert left == []
     networks = [n.name for n in engine.networks.list() if n.name.startswith("labsoak-")]
     assert networks == []

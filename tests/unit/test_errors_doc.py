@@ -36,6 +36,11 @@ def run(module: str, *args: str, env: dict[str, str] | None = None) -> subproces
     )
 
 
+def echo_client(port: int, *options: str) -> subprocess.CompletedProcess:
+    """``labclient echo`` against a port on this host's loopback."""
+    return run("labclient", "echo", "--host", "127.0.0.1", "--port", str(port), *options)
+
+
 @pytest.fixture
 def listener() -> Iterator[Callable[[Callable[[socket.socket], None]], int]]:
     """A loopback server that does ``behaviour`` with each connection; its port."""
@@ -69,16 +74,7 @@ def closed_port() -> int:
 
 
 def test_refused(listener) -> None:
-    proc = run(
-        "labclient",
-        "echo",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(closed_port()),
-        "--deadline",
-        "0.5",
-    )
+    proc = echo_client(closed_port(), "--deadline", "0.5")
     assert proc.returncode == documented_exit("ECONNREFUSED"), proc.stderr
     assert "Connection refused" in proc.stderr
 
@@ -90,18 +86,7 @@ def test_reset(listener) -> None:
         conn.close()
 
     port = listener(reset)
-    proc = run(
-        "labclient",
-        "echo",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--size",
-        "64KiB",
-        "--retries",
-        "0",
-    )
+    proc = echo_client(port, "--size", "64KiB", "--retries", "0")
     assert proc.returncode == documented_exit("ECONNRESET"), proc.stderr
     # "Connection reset by peer" on the read; "Broken pipe" or "Transport endpoint is not
     # connected" when the reset lands while the client is still sending or half-closing
@@ -111,18 +96,7 @@ def test_reset(listener) -> None:
 def test_silent_peer(listener) -> None:
     held: list[socket.socket] = []
     port = listener(held.append)  # accepts, never answers
-    proc = run(
-        "labclient",
-        "echo",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--timeout",
-        "1",
-        "--retries",
-        "0",
-    )
+    proc = echo_client(port, "--timeout", "1", "--retries", "0")
     assert proc.returncode == documented_exit("socket timeout set"), proc.stderr
     assert "no progress for 1s" in proc.stderr
     for conn in held:

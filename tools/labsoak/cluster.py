@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from labstack.clients import lab_hardening
 from labstack.cluster import OVERLAY, Cluster
 from labstack.stack import NotYet, StackError, wait_for
 
-from .follow import stream_logs
+from .follow import run_under_nemesis
 from .nemesis import Nemesis
 
 CLUSTER_FAULTS = ("task-kill", "node-loss", "rolling-update")
@@ -120,21 +119,11 @@ def _soak(
         )
         for i in range(1, workers + 1)
     ]
-    followers = [stream_logs(container, lines) for container in containers]
     say(f"soak: {workers} client containers on {CLIENT_NODE}, 2 server replicas")
     try:
-        nemesis.run(time.monotonic())
-        for container in containers:
-            with contextlib.suppress(Exception):
-                container.wait(timeout=seconds + 60)
+        run_under_nemesis(nemesis, containers, lines, seconds + 60)
     finally:
-        nemesis.heal()
-        for container in containers:  # a worker still running after its grace: stopped
-            with contextlib.suppress(docker.errors.APIError):
-                container.kill()
-        for follower in followers:  # each ends with its container's output
-            follower.join(10)
-        for container in containers:
+        for container in containers:  # on a node's engine: no compose project sweeps them
             with contextlib.suppress(docker.errors.APIError):
                 container.remove(force=True)
     return lines, nemesis

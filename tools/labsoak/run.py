@@ -16,7 +16,6 @@ the violations with their history entries, each fault kind's availability and re
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import gzip
 import json
@@ -30,14 +29,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import docker.errors
 import matplotlib
 from labprobe.soak import KINDS
 from labstack import ROOT, ComposeStack, StackError
 
 from . import checker
 from .cluster import soak_cluster
-from .follow import stream_logs
+from .follow import run_under_nemesis
 from .nemesis import ComposeNemesis, Nemesis
 
 matplotlib.use("Agg")
@@ -76,20 +74,8 @@ def soak_compose(
             ).container
             for i in range(1, WORKERS + 1)
         ]
-        followers = [stream_logs(worker, lines) for worker in workers]
         say(f"soak: {WORKERS} client containers, operations: {', '.join(KINDS)}")
-        try:
-            nemesis.run(time.monotonic())
-            for worker in workers:
-                with contextlib.suppress(Exception):
-                    worker.wait(timeout=seconds + GRACE_S)
-        finally:
-            nemesis.heal()
-            for worker in workers:
-                with contextlib.suppress(docker.errors.APIError):
-                    worker.kill()
-            for follower in followers:
-                follower.join(10)
+        run_under_nemesis(nemesis, workers, lines, seconds + GRACE_S)
     return lines, nemesis
 
 
