@@ -124,8 +124,8 @@ check-client: build deps ## grade an echo client against unkind proving servers:
 	$(VENV)/bin/python -m labcheck client $(CHECK_ARGS)
 
 fuzz: deps ## coverage-guided fuzzing (atheris) of the codec, the app and the client, with a cost oracle, FUZZ_SECONDS (60) each
-	@mkdir -p .fuzz/codec .fuzz/app .fuzz/crashes
-	@for target in codec app; do \
+	@mkdir -p .fuzz/codec .fuzz/app .fuzz/client .fuzz/crashes
+	@for target in codec app client; do \
 	  echo "fuzz: $$target for $(FUZZ_SECONDS)s (new inputs in .fuzz/$$target, crashes in .fuzz/crashes)"; \
 	  $(VENV)/bin/python tests/fuzz/run.py $$target -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
 	    -artifact_prefix=.fuzz/crashes/ .fuzz/$$target tests/fuzz/seeds/$$target \
