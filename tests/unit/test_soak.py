@@ -9,13 +9,15 @@ import io
 import itertools
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from labprobe.soak import Generator, History
 from labsoak import checker, run
-from labsoak.nemesis import NETWORK_FAULTS, PROCESS_FAULTS, schedule
+from labsoak.nemesis import NETWORK_FAULTS, PROCESS_FAULTS, Nemesis, Planned, schedule
+from labstack.stack import StackError
 
 RUN_S = 2.0
 Handler = Callable[[socket.socket], None]
@@ -230,6 +232,38 @@ def test_the_nemesis_schedule_is_seeded_and_its_tracks_do_not_overlap_themselves
         assert plan[-1].at + plan[-1].seconds <= 120
     kinds = {p.kind for plan in first for p in plan}
     assert len(kinds) >= 6  # most kinds come up within two minutes
+
+
+@pytest.mark.parametrize("seed", ["s1", "s2", "cluster-test-1", "x"])
+def test_every_kind_of_a_track_comes_once_before_any_comes_twice(seed: str) -> None:
+    """A short run (the cluster test's 45 s) still sees different faults."""
+    tracks = (PROCESS_FAULTS, NETWORK_FAULTS, ("task-kill", "node-loss", "rolling-update"))
+    for kinds, plan in zip(tracks, schedule(seed, 600, tracks), strict=True):
+        seen = [p.kind for p in plan]
+        for start in range(0, len(seen) - len(kinds) + 1, len(kinds)):
+            assert sorted(seen[start : start + len(kinds)]) == sorted(kinds), seen
+
+
+def test_a_target_that_is_not_ready_skips_the_fault_and_says_why() -> None:
+    applied: list[str] = []
+
+    class NeverReady(Nemesis):
+        def ready(self, within_s: float) -> None:
+            raise StackError(f"gave up after {within_s:.0f}s: 0 of 2 tasks running")
+
+        def apply(self, kind: str) -> None:
+            applied.append(kind)
+
+        def undo(self, kind: str, state: object) -> None:
+            return None
+
+        def ensure_healthy(self) -> None:
+            return None
+
+    nemesis = NeverReady("s1", 20, tracks=(("task-kill",),))
+    nemesis._track([Planned(0.0, "task-kill", 1.0, 0.0)], time.monotonic())
+    assert applied == [] and nemesis.faults == []
+    assert nemesis.failures and all("0 of 2 tasks running" in f for f in nemesis.failures)
 
 
 def test_a_saved_history_checks_again_the_same(tmp_path: Path) -> None:

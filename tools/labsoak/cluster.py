@@ -25,16 +25,25 @@ from .nemesis import Nemesis
 
 CLUSTER_FAULTS = ("task-kill", "node-loss", "rolling-update")
 CLIENT_NODE = "manager"
+REPLICAS = 2
+READY_WAIT_S = 60.0  # for the replicas to be back before the next fault
 
 
 @dataclass
 class ClusterNemesis(Nemesis):
     cluster: Cluster | None = None
+    replicas: int = REPLICAS
 
     @property
     def target(self) -> Cluster:
         assert self.cluster is not None
         return self.cluster
+
+    def ready(self, within_s: float) -> None:
+        """Every replica running and healthy again before the next fault: the cluster's track
+        measures recovery from one fault at a time (two node losses in a row can leave no task
+        running for a while, and a task kill then has nothing to kill)."""
+        self.target.wait_tasks(self.replicas, within_s=max(1.0, min(within_s, READY_WAIT_S)))
 
     def apply(self, kind: str) -> Any:
         cluster = self.target
@@ -103,8 +112,8 @@ def _soak(
     cluster: Cluster, seconds: float, seed: str, say: Callable[[str], None], workers: int
 ) -> tuple[list[str], Nemesis]:
     lines: list[str] = []
-    cluster.deploy(replicas=2)
-    cluster.wait_tasks(2, within_s=120)
+    cluster.deploy(replicas=REPLICAS)
+    cluster.wait_tasks(REPLICAS, within_s=120)
     nemesis = ClusterNemesis(seed, seconds, say=say, cluster=cluster, tracks=(CLUSTER_FAULTS,))
     api = cluster.nodes[CLIENT_NODE].api
     containers = [

@@ -50,18 +50,21 @@ class Planned:
 
 
 def schedule(seed: str, seconds: float, tracks: tuple[tuple[str, ...], ...]) -> list[list[Planned]]:
-    """Each track's faults: kinds in a seeded order, gaps and spans seeded too, all within
-    ``seconds`` (the first after a quiet start, the last ending before the end)."""
+    """Each track's faults: kinds in a seeded order, every kind once before any comes twice (a
+    short run still sees different faults), gaps and spans seeded too, all within ``seconds``
+    (the first after a quiet start, the last ending before the end)."""
     plans = []
     for number, kinds in enumerate(tracks):
         rng = random.Random(f"{seed}/nemesis/{number}")
         gap = rng.uniform(*GAP_S) + 2.0
-        at, plan = gap, []
+        at, plan, order = gap, [], list[str]()
         while True:
             span = rng.uniform(*SPAN_S)
             if at + span > seconds - 3.0:
                 break
-            plan.append(Planned(round(at, 2), rng.choice(kinds), round(span, 2), round(gap, 2)))
+            if not order:
+                order = rng.sample(kinds, len(kinds))
+            plan.append(Planned(round(at, 2), order.pop(), round(span, 2), round(gap, 2)))
             gap = rng.uniform(*GAP_S)
             at += span + gap
         plans.append(plan)
@@ -102,6 +105,11 @@ class Nemesis:
         for planned in plan:
             if self.stopping.wait(planned.gap):
                 return
+            try:
+                self.ready(started + self.seconds - time.monotonic())
+            except Exception as exc:  # never came back from the fault before: record, go on
+                self.failures.append(f"{planned.kind} at {planned.at}s: {exc}"[:300])
+                continue
             if time.monotonic() + planned.seconds > started + self.seconds - 3.0:
                 return
             begin = time.time()
@@ -139,6 +147,10 @@ class Nemesis:
         self.ensure_healthy()
 
     # -- what a target implements ---------------------------------------------------------
+    def ready(self, within_s: float) -> None:
+        """Wait (at most ``within_s``) until the target can take the next fault. The compose
+        stack's faults overlap on purpose: it takes them as they come."""
+
     def apply(self, kind: str) -> Any:
         raise NotImplementedError
 
