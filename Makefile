@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 
 .PHONY: help up serve down logs images build compose base wheels deps test test-quick test-unit lint bench fuzz clean docs \
-        check-server check-client transcripts screenshots browser soak \
+        check-server check-client exercise transcripts screenshots browser soak \
         swarm-up swarm-down cluster capture
 
 help: ## list the targets
@@ -113,14 +113,17 @@ bench: build deps ## the benchmark: project vs asyncio, uvloop, socat, iperf3; p
 
 # The conformance kit (docs/check.md): PROGRAM=path/to/program.py, or IMAGE=name (any language).
 CHECK_ARGS = $(if $(PROGRAM),--program $(PROGRAM)) $(if $(IMAGE),--image $(IMAGE)) \
-	$(if $(ARGS),--args "$(ARGS)") $(if $(REPORT),--report $(REPORT))
+	$(if $(ARGS),--args "$(ARGS)") $(if $(REPORT),--report $(REPORT)) $(if $(CASES),--cases "$(CASES)")
 
-check-server: build deps ## grade a server across hosts: PROGRAM=server.py or IMAGE=, [PROTOCOLS=echo,udp,greet,app] [PORT_ECHO=..] [REPORT=path/report.json]
+check-server: build deps ## grade a server across hosts: PROGRAM=server.py or IMAGE=, [PROTOCOLS=echo,udp,greet,app] [PORT_ECHO=..] [CASES=reach.*,..] [REPORT=path/report.json]
 	$(VENV)/bin/python -m labcheck server $(CHECK_ARGS) $(if $(PROTOCOLS),--protocols $(PROTOCOLS)) \
 	  $(if $(PORT_ECHO),--port-echo $(PORT_ECHO)) $(if $(PORT_UDP),--port-udp $(PORT_UDP)) \
 	  $(if $(PORT_GREET),--port-greet $(PORT_GREET)) $(if $(PORT_APP),--port-app $(PORT_APP))
 
-check-client: build deps ## grade an echo client against unkind proving servers: PROGRAM=client.py or IMAGE=, [ARGS="{host} {message}"] [REPORT=..]
+exercise: build deps ## grade a learning-path exercise (docs/learn.md): N=1..5 [PROGRAM=your copy]; no N: list them
+	$(VENV)/bin/python -m labcheck exercise $(N) $(if $(PROGRAM),--program $(PROGRAM))
+
+check-client: build deps ## grade an echo client against unkind proving servers: PROGRAM=client.py or IMAGE=, [ARGS="{host} {message}"] [CASES=..] [REPORT=..]
 	$(VENV)/bin/python -m labcheck client $(CHECK_ARGS)
 
 fuzz: deps ## coverage-guided fuzzing (atheris) of the codec, the app and the client, with a cost oracle, FUZZ_SECONDS (60) each
@@ -152,8 +155,8 @@ transcripts: build deps ## run the commands the docs quote again and write in th
 PACKAGES := lab labserver labclient labtutorial labbench labprobe labstack labtools labcheck labsoak
 
 lint: deps ## ruff, mypy (strict for lab and the server), hadolint (Dockerfiles), actionlint
-	$(VENV)/bin/ruff check services tests scripts tools
-	$(VENV)/bin/ruff format --check services tests scripts tools
+	$(VENV)/bin/ruff check services tests scripts tools docs/exercises docs/check
+	$(VENV)/bin/ruff format --check services tests scripts tools docs/exercises docs/check
 	$(VENV)/bin/mypy $(addprefix -p ,$(PACKAGES))
 	$(VENV)/bin/mypy scripts tests/unit tests/fuzz tests/*.py
 	$(VENV)/bin/mypy tests/integration

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from inprocess import InProcessServer
-from labtutorial import blocking, echo_client, pieces, udp_client, udp_server
+from labtutorial import blocking, echo_client, pieces, reuse, udp_client, udp_server
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +96,11 @@ def test_a_step_run_by_hand_shows_loopback_clients(quiet: str, shown: bool) -> N
         step.terminate()
         out, _ = step.communicate(timeout=10)
     assert ("connected by 127.0.0.1 port" in out) is shown, out
+
+
+def test_restarting_without_so_reuseaddr_meets_eaddrinuse(capsys) -> None:
+    """docs/learn.md's classic mistake: the server closed first (TIME_WAIT), then restarted."""
+    assert reuse.main([]) == 0
+    without, with_it = capsys.readouterr().out.splitlines()
+    assert "bind() failed: [Errno 98] Address already in use" in without
+    assert with_it.endswith("listening again at once")

@@ -3,6 +3,7 @@
     python -m labcheck server --program path/to/server.py [--protocols echo,udp,greet,app]
     python -m labcheck server --image name [--args "..."] [--port-echo 7000 ...]
     python -m labcheck client --program path/to/client.py [--args "{host} {message}"]
+    python -m labcheck exercise [N] [--program path]    the learning path's exercises
 
 A table in the terminal (colour on a TTY), --json for one JSON object, --report PATH for the JSON
 report there and JUnit XML beside it (report.xml), and a packet capture of each failed case in
@@ -25,8 +26,17 @@ import docker.errors
 from labstack import ROOT
 from labstack.stack import StackError
 
-from . import captures
-from .kit import DEFAULT_PORTS, ClientCheck, KitError, Program, ServerCheck
+from . import captures, exercises
+from .kit import (
+    CLIENT_CASES,
+    DEFAULT_PORTS,
+    SERVER_ORDER,
+    ClientCheck,
+    KitError,
+    Program,
+    ServerCheck,
+    selection,
+)
 
 EXIT_PASSED, EXIT_FAILED, EXIT_COULD_NOT_RUN = 0, 1, 2
 
@@ -40,6 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="mode", required=True, metavar="MODE")
+    exercise = sub.add_parser(
+        "exercise",
+        help="grade a learning-path exercise (docs/learn.md); without N, list them",
+        description="grade an exercise of docs/learn.md on the cases it is about",
+    )
+    exercise.add_argument("number", type=int, nargs="?", metavar="N", help="the exercise")
+    exercise.add_argument(
+        "--program",
+        type=Path,
+        metavar="PATH",
+        help="the file to grade (default: the starting file, docs/exercises/...)",
+    )
+    exercise.add_argument("--report", type=Path, metavar="PATH", help="as for server and client")
     for mode, text in (
         ("server", "grade a server: reachability, echo, UDP, greeting, app"),
         ("client", "grade an echo client against unkind proving servers"),
@@ -77,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"its {name} port ({port})",
                 )
         p.add_argument(
+            "--cases",
+            default="",
+            metavar="LIST",
+            help="grade only these cases: ids or patterns, comma-separated (reach.*,echo.small)",
+        )
+        p.add_argument(
             "--report",
             type=Path,
             metavar="PATH",
@@ -89,10 +118,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.mode == "exercise":
+        if args.number is None:
+            print(exercises.listing())
+            return 0
+        try:
+            chosen = exercises.by_number(args.number)
+        except KeyError:
+            print(f"labcheck: no exercise {args.number}\n{exercises.listing()}", file=sys.stderr)
+            return EXIT_COULD_NOT_RUN
+        print(f"exercise {chosen.number}: {chosen.task}", flush=True)
+        where = ["--report", str(args.report)] if args.report else []
+        return main(exercises.arguments(chosen, args.program) + where)
     # SIGTERM (a CI job cancelled, a timeout's kill) unwinds as Ctrl-C does: the check's
     # containers and network are swept on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     program = Program(args.program, args.image, shlex.split(args.args))
+    only = tuple(c.strip() for c in args.cases.split(",") if c.strip())
     try:
         if args.mode == "server":
             ports = {name: getattr(args, f"port_{name}") for name in DEFAULT_PORTS}
@@ -100,11 +142,13 @@ def main(argv: list[str] | None = None) -> int:
             bad = set(protocols or ()) - set(DEFAULT_PORTS)
             if bad:
                 raise KitError(f"unknown protocols {sorted(bad)} (echo, udp, greet, app)")
+            selection(only, SERVER_ORDER)  # a typo is said before any container starts
             check: ServerCheck | ClientCheck = ServerCheck(
-                program, protocols, ports, args.image_tag
+                program, protocols, ports, args.image_tag, only
             )
         else:
-            check = ClientCheck(program, args.image_tag)
+            selection(only, CLIENT_CASES)
+            check = ClientCheck(program, args.image_tag, only)
         with check:
             report = check.grade()
             pcap, names = check.pcap, check.names
