@@ -87,3 +87,40 @@ def test_core_count(cpuset: str, count: int) -> None:
 )
 def test_cpu_counters_of_both_cgroup_versions(text: str, seconds: float) -> None:
     assert bench._parse_cpu(text) == pytest.approx(seconds)
+
+
+def test_a_full_run_rewrites_only_its_region_of_the_benchmark_page(tmp_path) -> None:
+    """docs/benchmark.md's figures are written by make bench, never by hand: the region
+    between the markers is replaced by the run's, the prose around it is kept."""
+    doc = tmp_path / "benchmark.md"
+    doc.write_text(
+        "# The benchmark\n\nmethod prose\n\n"
+        "<!-- bench: begin (written by make bench) -->\nold figures 123\n<!-- bench: end -->\n"
+        "\nnotes\n"
+    )
+    report = {
+        "started": "2026-12-01T22:00:00Z",
+        "wall_s": 312.4,
+        "duration_s": 2.0,
+        "repeats": 3,
+        "machine": {"cores": 2, "kernel": "6.1", "docker": "28.2.2"},
+        "cpus": {"server": "0", "loadgen": "1"},
+        "unavailable": {},
+        "results": [{}] * 7,
+        "summary": [_row("project", 1000.0, p99_us=90.0, spread={})],
+        "targets": [{"target": "a target", "value": 1.5, "met": True}],
+    }
+    bench.write_doc(report, None, doc)
+    text = doc.read_text()
+    assert "old figures 123" not in text
+    assert text.startswith("# The benchmark\n\nmethod prose\n\n<!-- bench: begin")
+    assert text.endswith("<!-- bench: end -->\n\nnotes\n")
+    assert "started 2026-12-01T22:00:00Z and took 312 s for 7 measurements, on 2 cores" in text
+    assert "| rr | project | 64 | 1024 | 1,000 |" in text and "| a target | 1.5 | yes |" in text
+    bench.write_doc(report, None, doc)  # again: the same page, not a second region
+    assert doc.read_text() == text
+
+
+def test_the_benchmark_page_has_its_generated_region() -> None:
+    text = bench.DOC.read_text()
+    assert text.count(bench.DOC_BEGIN) == 1 and text.count(bench.DOC_END) == 1

@@ -815,7 +815,39 @@ def main() -> int:
         f"bench: {len(results)} measurements in {report['wall_s']} s; wrote "
         f"{latest}, latest.md, latest.png, latest.html"
     )
+    if not args.quick and not args.only and args.out == ROOT / "bench" / "results":
+        write_doc(report, args.out / "latest.png")
+        print(f"bench: wrote {DOC.relative_to(ROOT)} and {DOC_CHART.relative_to(ROOT)}")
     return 0
+
+
+DOC = ROOT / "docs" / "benchmark.md"
+DOC_CHART = ROOT / "docs" / "benchmark.png"
+DOC_BEGIN = "<!-- bench: begin"
+DOC_END = "<!-- bench: end -->"
+
+
+def doc_region(report: dict) -> str:
+    """What docs/benchmark.md shows of a full run: when and where it ran, the chart, the tables."""
+    machine = report["machine"]
+    return (
+        f"`make bench` started {report['started']} and took {report['wall_s']:.0f} s for "
+        f"{len(report['results'])} measurements, on {machine['cores']} cores (kernel "
+        f"{machine['kernel']}, docker {machine['docker']}).\n\n"
+        "![the benchmark's chart](benchmark.png)\n\n" + markdown(report).rstrip() + "\n"
+    )
+
+
+def write_doc(report: dict, chart_png: Path | None = None, doc: Path = DOC) -> None:
+    """Put a full run's figures between the markers of docs/benchmark.md (the rest of the page,
+    the method and the notes, is prose kept by hand), and its chart beside it."""
+    text = doc.read_text()
+    begin = text.index(DOC_BEGIN)
+    begin = text.index("-->", begin) + len("-->")
+    end = text.index(DOC_END, begin)
+    doc.write_text(text[:begin] + "\n" + doc_region(report) + text[end:])
+    if chart_png is not None:
+        shutil.copy(chart_png, doc.with_name(DOC_CHART.name))
 
 
 def write_page(files: list[Path]) -> int:

@@ -32,7 +32,7 @@ BLOCK = re.compile(
     r"<!-- generated (?P<date>[0-9-]+) -->",
     re.S,
 )
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # colour, and a terminal's line erasing
 RUN_WITHIN_S = 600
 
 
