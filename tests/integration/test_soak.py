@@ -5,6 +5,7 @@ fails the test; so does a soak that proved little (too few operations, or faults
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -21,13 +22,15 @@ SECONDS = 60
 SEED = "make-test-1"  # the same schedule on every run: replay with make soak SOAK_SEED=...
 
 
-def soak_leftovers() -> list[str]:
-    """Containers of any soak's compose project (labsoak-...) still on the engine."""
+def soak_leftovers(project: str = "labsoak-") -> list[str]:
+    """Containers and networks of a soak's compose project (by default any soak's) still on
+    the engine."""
+    engine = docker.from_env()
     return [
         c.name
-        for c in docker.from_env().containers.list(all=True)
-        if c.labels.get("com.docker.compose.project", "").startswith("labsoak-")
-    ]
+        for c in engine.containers.list(all=True)
+        if c.labels.get("com.docker.compose.project", "").startswith(project)
+    ] + [n.name for n in engine.networks.list() if n.name.startswith(project)]
 
 
 def test_a_60_second_soak_loses_and_corrupts_nothing(tmp_path: Path) -> None:
@@ -71,7 +74,8 @@ def test_a_60_second_soak_loses_and_corrupts_nothing(tmp_path: Path) -> None:
         assert figures["operations"] > 0, kind
     assert (tmp_path / "latest.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "latest-history.jsonl.gz").stat().st_size > 0
-    assert soak_leftovers() == []
+    (project,) = re.findall(r"^soak: compose project (\S+)$", proc.stdout, re.M)
+    assert soak_leftovers(project) == []
 
 
 def test_ctrl_c_undoes_every_fault_and_leaves_nothing(tmp_path) -> None:
@@ -95,7 +99,10 @@ def test_ctrl_c_undoes_every_fault_and_leaves_nothing(tmp_path) -> None:
     )
     try:
         assert soak.stdout is not None
+        project = ""
         for line in soak.stdout:  # the schedule's first fault comes within seconds
+            if line.startswith("soak: compose project "):
+                project = line.split()[-1]
             if line.startswith("nemesis: "):
                 break
         soak.send_signal(signal.SIGINT)
@@ -105,7 +112,5 @@ def test_ctrl_c_undoes_every_fault_and_leaves_nothing(tmp_path) -> None:
             soak.kill()
     assert soak.returncode == 130, err
     assert "interrupted; every fault undone" in err and "Traceback" not in err, err
-    assert soak_leftovers() == []
-    engine = docker.from_env()
-    networks = [n.name for n in engine.networks.list() if n.name.startswith("labsoak-")]
-    assert networks == []
+    assert project.startswith("labsoak-")
+    assert soak_leftovers(project) == []  # this soak's: another may be running meanwhile

@@ -62,9 +62,13 @@ FAULT_COLOURS = {
 def soak_compose(
     seconds: float, seed: str, say: Callable[[str], None]
 ) -> tuple[list[str], Nemesis]:
+    # Its own project: two soaks started in the same second (a user's and the suite's) never
+    # share one, and the name, printed first, says what Ctrl-C must leave nothing of.
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    project = f"labsoak-{stamp}-{secrets.token_hex(3)}"
     lines: list[str] = []
-    with ComposeStack(project=f"labsoak-{stamp}") as stack:
+    say(f"soak: compose project {project}")
+    with ComposeStack(project=project) as stack:
         nemesis = ComposeNemesis(seed, seconds, say=say, stack=stack)
         workers = [
             stack.start_container(
