@@ -1,29 +1,27 @@
-"""Reading the server's log as the tests do: its warnings come one line each for the first few
-of a kind in a window, then one summary line "suppressed N more <kind> warning(s)" for the rest
+"""Reading the server's log as the tests do, from its JSON form (the suite runs every stack with
+LAB_LOG_FORMAT=json): its warnings come one event each for the first few of a kind in a window,
+then one summary event ``suppressed`` with that ``kind`` and a ``count`` for the rest
 (``labserver.limits.WarningLimiter``); this counts both."""
 
 from __future__ import annotations
 
-import re
-
 from labstack import ComposeStack, NotYet, wait_for
 
 
-def warnings_logged(stack: ComposeStack, since: int, line_text: str, kind: str) -> int:
+def warnings_logged(stack: ComposeStack, since: int, kind: str) -> int:
     """How many warnings of ``kind`` the server reported after ``since`` (a ``log_mark``)."""
-    log = stack.server_log(since)
-    summaries = re.findall(rf"suppressed (\d+) more {re.escape(kind)} warning", log)
-    return log.count(line_text) + sum(map(int, summaries))
+    events = stack.server_events(since, kind=kind)
+    return sum(int(e["count"]) if e["event"] == "suppressed" else 1 for e in events)
 
 
 def wait_for_warnings(
-    stack: ComposeStack, since: int, line_text: str, kind: str, count: int, within_s: float = 15
+    stack: ComposeStack, since: int, kind: str, count: int, within_s: float = 15
 ) -> int:
     """Wait until ``count`` warnings of ``kind`` are reported (summaries come once a window,
     every 5 s); return how many were."""
 
     def enough() -> int:
-        seen = warnings_logged(stack, since, line_text, kind)
+        seen = warnings_logged(stack, since, kind)
         if seen < count:
             raise NotYet(f"{seen} of {count} {kind} warnings reported")
         return seen

@@ -21,6 +21,9 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGTERM, interrupt)
     # A shell starts background jobs with SIGINT ignored; Ctrl-C must still tear down.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # Every stack the suite starts logs JSON (compose.yaml passes LAB_LOG_FORMAT through): the
+    # tests assert on the server's events and their fields (Stack.server_events), not on prose.
+    os.environ["LAB_LOG_FORMAT"] = "json"
 
 
 def docker_unreachable() -> str | None:

@@ -92,9 +92,7 @@ def test_each_bad_frame_gets_its_error_and_the_server_serves_the_next_request(
     logs = stack.container("server").logs().decode()
     assert "Traceback" not in logs
     # Every bad frame is reported: the first few one line each, the rest in a summary.
-    assert wait_for_warnings(stack, 0, "bad frame from peer=", "bad-frame", len(cases)) >= len(
-        cases
-    )
+    assert wait_for_warnings(stack, 0, "bad-frame", len(cases)) >= len(cases)
 
 
 def test_end_of_stream_mid_frame_gets_truncated_then_others_are_served(stack: ComposeStack) -> None:

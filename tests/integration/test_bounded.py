@@ -21,6 +21,7 @@ import hostile_peers
 import pytest
 from lab import registry
 from labstack import ComposeStack, NotYet, wait_for
+from labstack.stack import event_matches
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +45,7 @@ def bounded() -> Iterator[ComposeStack]:
 @pytest.fixture(scope="module")
 def budget(bounded: ComposeStack) -> int:
     """The server's memory budget, as it says at start."""
-    return int(bounded.server_log().split("memory budget for buffered bytes: ")[1].split()[0])
+    return int(bounded.wait_for_server_event(0, event="budget")["bytes"])
 
 
 @pytest.fixture(autouse=True)
@@ -97,7 +98,7 @@ def test_two_echo_services_cannot_ping_pong(bounded: ComposeStack) -> None:
     )
     print(f"ping-pong between two echo services: {outcome['rounds']} rounds, then dropped")
     assert 1 <= outcome["rounds"] <= 8
-    assert "the same payload again and again: an echo loop" in bounded.server_log()
+    assert bounded.server_events(reason="the same payload again and again: an echo loop")
 
 
 def test_one_ipv6_host_is_one_network_for_the_per_address_cap(bounded: ComposeStack) -> None:
@@ -138,7 +139,9 @@ def test_one_ipv6_host_is_one_network_for_the_per_address_cap(bounded: ComposeSt
     print(f"3 addresses of one /64, 50 connections each: {counts}")
     assert code == 0 and counts == {"held": PER_ADDRESS, "busy": 150 - PER_ADDRESS, "failed": 0}
     network = ipaddress.IPv6Network(f"{own}/64", strict=False)
-    bounded.wait_for_server_log(f"connections from one network ({network})", mark)
+    bounded.wait_for_server_event(
+        mark, event="refused", reason=lambda why: why.endswith(f"from one network ({network})")
+    )
 
 
 ATTACKS = {  # name: (the peer's arguments after "attack", connections at once, whether what
@@ -190,7 +193,7 @@ def test_sigterm_lets_a_slow_echo_finish(bounded: ComposeStack) -> None:
     mark = bounded.log_mark()
     client = bounded.start_client("echo", "--size", "512KiB", "--pace", "0.4", "--retries", "0")
     client_ip = bounded.address_of(client.container, 4)
-    bounded.wait_for_server_log(f"open peer={client_ip}:", mark)
+    bounded.wait_for_server_event(mark, event="open", peer_ip=client_ip)
     time.sleep(1.0)  # into the exchange (8 chunks, 0.4 s apart: 3.2 s in all)
     client.container.reload()
     assert client.container.status == "running", "the exchange ended before the SIGTERM"
@@ -200,9 +203,13 @@ def test_sigterm_lets_a_slow_echo_finish(bounded: ComposeStack) -> None:
     server.reload()
     assert result.exit_code == 0 and result.digest_ok, result
     assert server.attrs["State"]["ExitCode"] == 0
-    after = bounded.server_log(mark).split("SIGTERM: no longer accepting")[1]
-    closed = [line for line in after.splitlines() if f"closed peer={client_ip}:" in line]
-    assert len(closed) == 1 and "reason=peer closed" in closed[0], after[-2000:]
+    events = bounded.server_events(mark)
+    (drain,) = [i for i, e in enumerate(events) if e["event"] == "draining"]
+    after = events[drain:]
+    closed = [
+        e for e in after if e["event"] == "closed" and event_matches(e, {"peer_ip": client_ip})
+    ]
+    assert len(closed) == 1 and closed[0]["reason"] == "peer closed", after[-20:]
     server.start()
     bounded.wait_healthy("server")
     bounded.first_process = bounded.process_identity()

@@ -11,6 +11,7 @@ import hostile_peers
 import pytest
 from lab import registry
 from labstack import ComposeStack
+from labstack.stack import event_matches
 
 pytestmark = pytest.mark.slow
 
@@ -42,11 +43,6 @@ def healthy(faults: ComposeStack) -> Iterator[ComposeStack]:
     faults.wait_healthy("server")
 
 
-def opened_peer(line: str) -> str:
-    """``ip:port`` of the peer in an ``open`` log line (IPs alone get reused by later clients)."""
-    return line.split("open peer=")[1].split(maxsplit=1)[0]
-
-
 def test_1_server_killed_and_restarted_while_clients_work(healthy: ComposeStack) -> None:
     """SIGKILL mid-work, restart: the client retries and every one of its echoes is intact."""
     mark = healthy.log_mark()
@@ -64,7 +60,7 @@ def test_1_server_killed_and_restarted_while_clients_work(healthy: ComposeStack)
         "60",
     )
     client_ip = healthy.address_of(client.container, 4)
-    healthy.wait_for_server_log(f"closed peer={client_ip}", mark)  # it has done real work
+    healthy.wait_for_server_event(mark, event="closed", peer_ip=client_ip)  # it did real work
     healthy.kill_service("server")
     healthy.wait_for_log(client.container, "again")  # it noticed, and is retrying
     healthy.start_service("server")
@@ -81,7 +77,7 @@ def test_2_sigterm_during_an_exchange_lets_it_finish_and_exits_0(healthy: Compos
     mark = healthy.log_mark()
     client = healthy.start_client("echo", "--size", "1MiB", "--pace", "0.1", "--retries", "0")
     client_ip = healthy.address_of(client.container, 4)
-    healthy.wait_for_server_log(f"open peer={client_ip}", mark)
+    healthy.wait_for_server_event(mark, event="open", peer_ip=client_ip)
     server = healthy.container("server")
     server.stop(timeout=10)
     server.reload()
@@ -89,9 +85,12 @@ def test_2_sigterm_during_an_exchange_lets_it_finish_and_exits_0(healthy: Compos
     result = client.wait(60)
     assert result.exit_code == 0, result
     assert result.digest_ok and result.retries == 0 and result.received == 1 << 20
-    log = healthy.server_log(mark)
-    assert "SIGTERM: no longer accepting; 1 connection(s) in flight" in log
-    assert f"closed peer={client_ip}" in log.split("SIGTERM")[1]
+    events = healthy.server_events(mark)
+    (drain,) = [i for i, e in enumerate(events) if e["event"] == "draining"]
+    assert events[drain]["signal"] == "SIGTERM" and events[drain]["in_flight"] == 1, events[drain]
+    assert any(
+        e["event"] == "closed" and event_matches(e, {"peer_ip": client_ip}) for e in events[drain:]
+    )
 
 
 def test_3_paused_server_gives_timeouts_then_works_again(healthy: ComposeStack) -> None:
@@ -115,7 +114,9 @@ def test_4_partition_then_reconnect(healthy: ComposeStack) -> None:
     in_flight = healthy.start_client(
         "echo", "--size", "2MiB", "--pace", "0.1", "--timeout", "3", "--retries", "0"
     )
-    healthy.wait_for_server_log(f"open peer={healthy.address_of(in_flight.container, 4)}", mark)
+    healthy.wait_for_server_event(
+        mark, event="open", peer_ip=healthy.address_of(in_flight.container, 4)
+    )
     server = healthy.container("server")
     healthy.disconnect(server)
     stalled = in_flight.wait(60)
@@ -140,14 +141,12 @@ def test_5_client_cut_off_mid_exchange_is_freed_and_others_unaffected(
         "echo", "--size", "4MiB", "--pace", "0.1", "--retries", "0", "--timeout", "60"
     )
     gone_ip = healthy.address_of(gone.container, 4)
-    peer = opened_peer(healthy.wait_for_server_log(f"open peer={gone_ip}:", mark))
+    peer = healthy.wait_for_server_event(mark, event="open", peer_ip=gone_ip)["peer"]
     healthy.disconnect(gone.container)
     other = healthy.run_client("echo", "--size", "1MiB")
     assert other.exit_code == 0 and other.digest_ok, other
-    closing = healthy.wait_for_server_log(
-        f"closed peer={peer} ", mark, within_s=IDLE_TIMEOUT_S + 10
-    )
-    assert f"reason=idle for {IDLE_TIMEOUT_S}s" in closing
+    closing = healthy.wait_for_server_event(mark, IDLE_TIMEOUT_S + 10, event="closed", peer=peer)
+    assert closing["reason"].startswith(f"idle for {IDLE_TIMEOUT_S}s"), closing
 
 
 def test_6_delay_and_loss_on_the_servers_traffic(healthy: ComposeStack) -> None:
@@ -187,10 +186,10 @@ def test_7_client_killed_while_sending_a_frame(healthy: ComposeStack) -> None:
         "raw", "--port", str(registry.default_port("app")), "--hex", half_frame, "--timeout", "60"
     )
     dying_ip = healthy.address_of(dying.container, 4)  # our client prefers IPv4
-    peer = opened_peer(healthy.wait_for_server_log(f"open peer={dying_ip}:", mark))
+    peer = healthy.wait_for_server_event(mark, event="open", peer_ip=dying_ip)["peer"]
     dying.container.kill()
-    line = healthy.wait_for_server_log(f"closed peer={peer} ", mark)
-    assert "reason=bad frame: truncated" in line or "reason=reset by peer" in line
+    closed = healthy.wait_for_server_event(mark, event="closed", peer=peer)
+    assert closed["reason"] in ("bad frame: truncated", "reset by peer"), closed
     answer = healthy.run_client("app", "search", "ring")
     assert answer.exit_code == 0 and "Misty Mountains" in answer.result
     assert "Traceback" not in healthy.server_log()
@@ -209,9 +208,7 @@ def test_8_slow_reader_does_not_block_others(healthy: ComposeStack) -> None:
     during = healthy.memory_bytes("server")
     peer = json.loads(reader.logs().splitlines()[0])["local"]  # an IPv4 or IPv6 endpoint
     peer = f"[{peer.rsplit(':', 1)[0]}]:{peer.rsplit(':', 1)[1]}" if peer.count(":") > 1 else peer
-    closing = healthy.wait_for_server_log(
-        f"closed peer={peer} ", mark, within_s=IDLE_TIMEOUT_S + 10
-    )
+    closing = healthy.wait_for_server_event(mark, IDLE_TIMEOUT_S + 10, event="closed", peer=peer)
     assert others.exit_code == 0 and others.all_ok, others
     assert during - before < 16 << 20, (before, during)
-    assert "bytes unsent" in closing  # freed by the idle timeout while blocked on the reader
+    assert "bytes unsent" in closing["reason"]  # freed by the idle timeout, blocked on the reader

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+from labstack.stack import event_matches
 
 ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d$")
 
@@ -42,18 +43,23 @@ def test_json_lines_carry_the_event_the_connection_and_its_figures(make_server) 
         sock.recv(65536)
     bad = json.loads(server.expect('"event": "bad-frame"'))
     assert bad["level"] == "WARNING" and bad["code"] == "header-not-json", bad
+    assert bad["kind"] == "bad-frame"  # what a "suppressed" summary counts it under
     stats = json.loads(server.expect('"event": "stats"'))
     assert stats["served"] >= 2 and stats["bytes_rx"] >= 1000 and stats["bytes_tx"] >= 1000
     assert stats["open"] >= 0 and stats["budget"] > 0 and "budget_used" in stats
     assert server.terminate() == 0
+    draining = json.loads(server.expect('"event": "draining"'))
+    assert draining["signal"] == "SIGTERM" and draining["in_flight"] == 0, draining
     stopped = json.loads(server.expect('"event": "stopped"'))
     assert stopped["served"] >= 2
     server.proc.wait(timeout=5)
     server.seen += list(server.lines.queue)
     every = events(server.seen)  # each line parsed: no text line slipped into the JSON form
-    assert {"listening", "settings", "open", "closed", "stats", "stopped"} <= {
+    assert {"listening", "settings", "budget", "open", "closed", "stats", "stopped"} <= {
         e["event"] for e in every
     }
+    (budget,) = [e for e in every if e["event"] == "budget"]
+    assert budget["bytes"] == stats["budget"]
 
 
 def test_text_stays_the_default_and_a_bad_format_is_one_line(make_server) -> None:
@@ -83,3 +89,26 @@ def test_loopback_peers_are_logged_like_any_other_unless_compose_says_quiet(
     socket.create_connection(("127.0.0.1", server.ports["greeting"]), timeout=5).close()
     opened = json.loads(server.expect('"event": "open"'))
     assert opened["level"] == level and opened["peer"].startswith("127.0.0.1:"), opened
+
+
+@pytest.mark.parametrize(
+    ("fields", "matches"),
+    [
+        ({"event": "open"}, True),
+        ({"event": "closed"}, False),
+        ({"peer_ip": "172.18.0.3"}, True),
+        ({"peer_ip": "172.18.0.33"}, False),
+        ({"event": "open", "conn": 7}, True),
+        ({"conn": lambda n: n > 7}, False),
+        ({"reason": "x"}, False),  # a field the event does not have
+    ],
+)
+def test_the_suite_matches_events_by_their_fields(fields: dict, matches: bool) -> None:
+    event = {"event": "open", "conn": 7, "peer": "172.18.0.3:41072"}
+    assert event_matches(event, fields) is matches
+
+
+def test_an_ipv6_peer_matches_by_its_address_without_brackets() -> None:
+    event = {"event": "closed", "peer": "[fd5a:b0c7:1ab::3]:55946"}
+    assert event_matches(event, {"peer_ip": "fd5a:b0c7:1ab::3"})
+    assert not event_matches(event, {"peer_ip": "fd5a:b0c7:1ab::"})

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import os
 import secrets
 import subprocess
@@ -304,6 +305,49 @@ class Stack(Lifecycle):
     def wait_for_server_log(self, text: str, since: int, within_s: float = 30) -> str:
         """Wait for a line with ``text`` written to the server's log after ``since``."""
         return self.wait_for_log(self.container("server"), text, since, within_s)
+
+    # -- the server's log as events (LAB_LOG_FORMAT=json, as the suite runs every stack) ----
+    def server_events(self, since: int = 0, **fields: object) -> list[dict[str, Any]]:
+        """The server's JSON log lines after character ``since`` whose fields match ``fields``
+        (see ``event_matches``); lines that are not JSON (a tutorial step's prints) are left
+        out."""
+        events = []
+        for line in self.server_log(since).splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    event = json.loads(line)
+                    if event_matches(event, fields):
+                        events.append(event)
+        return events
+
+    def wait_for_server_event(
+        self, since: int, within_s: float = 30, **fields: object
+    ) -> dict[str, Any]:
+        """Wait for a log event after ``since`` whose fields match ``fields``; return it."""
+
+        def seen() -> dict[str, Any]:
+            if found := self.server_events(since, **fields):
+                return found[0]
+            raise NotYet(f"no event {fields} in the server's log yet")
+
+        return wait_for(f"the server's event {fields}", seen, within_s)
+
+
+def event_matches(event: dict[str, Any], fields: dict[str, object]) -> bool:
+    """Each field equals the event's; ``peer_ip`` matches the address part of its ``peer``
+    (``172.18.0.3:41072`` or ``[fd5a::3]:55946``); a callable is a predicate on the value."""
+    for key, wanted in fields.items():
+        if key == "peer_ip":
+            peer = str(event.get("peer", ""))
+            host = peer.rsplit(":", 1)[0].strip("[]") if peer else ""
+            if host != wanted:
+                return False
+        elif callable(wanted):
+            if key not in event or not wanted(event[key]):
+                return False
+        elif event.get(key) != wanted:
+            return False
+    return True
 
 
 def require_images(engine: docker.DockerClient, images: tuple[str, ...], tag: str) -> None:

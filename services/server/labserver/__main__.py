@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory budget for buffered bytes: %d (%s)",
         loop.budget,
         "LAB_MEMORY_BUDGET_BYTES" if config.memory_budget_bytes else "a third of the memory limit",
+        extra={"event": "budget", "bytes": loop.budget},
     )
     return loop.run()
 

@@ -79,7 +79,9 @@ class WarningLimiter:
             window = self._windows[kind] = [now, 0, 0]
         if window[1] < self.burst:
             window[1] += 1
-            self.log.log(level, msg, *args, extra=extra)
+            # The JSON form's fields: the line's own, its kind (which a summary line counts
+            # under), and the kind as its event unless the line names one.
+            self.log.log(level, msg, *args, extra={"event": kind, **(extra or {}), "kind": kind})
         else:
             window[2] += 1
 

@@ -87,6 +87,12 @@ class TcpListener:
                 refusal,
                 len(loop.connections),
                 sum(loop.refused.values()),
+                extra={
+                    "event": "refused",
+                    "listener": self.name,
+                    "peer": str(peer),
+                    "reason": refusal,
+                },
             )
             return
         configure_accepted(sock, loop.config.keepalive_idle_s)

@@ -580,6 +580,12 @@ class EventLoop:
             in_flight,
             self.config.shutdown_grace_s,
             len(self.connections) - in_flight,
+            extra={
+                "event": "draining",
+                "signal": name,
+                "in_flight": in_flight,
+                "idle": len(self.connections) - in_flight,
+            },
         )
 
     def _in_flight(self, transport: TcpTransport) -> bool:

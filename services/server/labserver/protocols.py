@@ -106,6 +106,8 @@ class UdpEchoProtocol(DatagramProtocol):
                 peer,
                 why,
                 self.dropped[why],
+                peer=str(peer),
+                reason=why,
             )
         elif transport.sendto(data, peer):
             self.echoed += 1
