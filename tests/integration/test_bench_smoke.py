@@ -56,6 +56,14 @@ def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
         }
     # A PyPI peer is measured, or the report says why not (no wheel: PyPI unreachable at build).
     assert all(why for why in report["unavailable"].values())
+    if report["cpus"]:  # pinned: the quiet-machine check timed each pinned core at both ends
+        check = report["quiet"]
+        pinned = (
+            {"0", "1"} if report["machine"]["cores"] == 2 else set(check["calibration_before_s"])
+        )
+        assert set(check["calibration_before_s"]) == set(check["calibration_after_s"]) == pinned
+        assert all(0 < t < 10 for t in check["calibration_before_s"].values())
+        assert check["others_core_share"] is not None and isinstance(check["disturbed"], bool)
     results = report["results"]
     for row in results:
         assert set(row) >= FIELDS, row

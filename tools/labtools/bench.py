@@ -47,7 +47,7 @@ from labstack import ROOT, ComposeStack
 from labstack.stack import NotYet, wait_for
 from matplotlib.axes import Axes
 
-from . import benchpage
+from . import benchpage, quiet
 from .progress import Progress
 
 RUN_OVERHEAD_S = 2.0  # a run's set-up around its measured seconds (the progress estimate)
@@ -377,12 +377,17 @@ def measure(
     duration: float,
     cpus: dict[str, str] | None,
     services: tuple[str, ...],
-) -> list[dict]:
+) -> tuple[list[dict], dict[str, float]]:
     loadgen = LoadGenerator(stack, cpus["loadgen"] if cpus else None)
     wait_ready(stack, loadgen, services)
     sampler = Sampler()
     sampler.start()
-    results = []
+    results: list[dict] = []
+    meta: dict[str, float] = {}  # besides the rows: other processes' CPU on the pinned cores
+    pinned = quiet.cores_of(f"{cpus['server']},{cpus['loadgen']}") if cpus else []
+    began, busy_before, ours_before = time.monotonic(), 0.0, 0.0
+    if pinned:
+        busy_before, ours_before = _busy_and_ours(stack, loadgen, pinned)
     try:
         bar = Progress("bench", len(runs), expected_step_s=duration + RUN_OVERHEAD_S)
         for run in runs:
@@ -437,10 +442,49 @@ def measure(
             if "table" in run:
                 row["table"] = run["table"]
             results.append(row)
+        if pinned:
+            busy_after, ours_after = _busy_and_ours(stack, loadgen, pinned)
+            others = (busy_after - busy_before) - (ours_after - ours_before)
+            meta["others_s"] = round(max(0.0, others), 2)
+            meta["measured_s"] = round(time.monotonic() - began, 1)
     finally:
         sampler.stopped.set()
         sampler.join(5)
-    return results
+    return results, meta
+
+
+def _busy_and_ours(
+    stack: ComposeStack, loadgen: LoadGenerator, cores: list[int]
+) -> tuple[float, float]:
+    """Busy time of the pinned cores so far (the host's /proc/stat, read in the load
+    generator's container), and the CPU time of the benchmark's own containers."""
+    code, out = loadgen.container.exec_run(["cat", "/proc/stat"])
+    if code != 0:
+        raise RuntimeError(f"cannot read /proc/stat: {out.decode()[-300:]}")
+    ours = stack.docker.containers.list(filters={"label": stack.label})
+    return quiet.busy_seconds(out.decode(), cores), sum(cpu_seconds(c) for c in ours)
+
+
+def calibrate_cores(cpus: dict[str, str] | None, image: str) -> dict[str, float]:
+    """The calibration loop's time on each pinned core (none when unpinned), each in a
+    container of its own pinned there, with no network."""
+    if not cpus:
+        return {}
+
+    def run_on_core(core: int, source: str) -> str:
+        proc = subprocess.run(
+            [
+                *("docker", "run", "--rm", "--network", "none", "--cpuset-cpus", str(core)),
+                *("--entrypoint", "python3", image, "-c", source),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return proc.stdout.strip()
+
+    return quiet.calibrate(run_on_core, quiet.cores_of(f"{cpus['server']},{cpus['loadgen']}"))
 
 
 def summarise(results: list[dict]) -> list[dict]:
@@ -638,6 +682,8 @@ def markdown(report: dict) -> str:
         f"{report['duration_s']} s each; {pinned}. {machine['cores']} cores, kernel "
         f"{machine['kernel']}, docker {machine['docker']}, run at {report['started']}."
         f"{missing}",
+        "",
+        quiet.describe(report.get("quiet")),
     ]
     return "\n".join(lines) + "\n"
 
@@ -775,6 +821,8 @@ def main() -> int:
         wanted = set(args.only.split(","))
         plan = [c for c in plan if ("steps" if c.get("table") else c["workload"]) in wanted]
     runs = schedule(plan, repeats)
+    tools_image = f"sockets-lab/tools:{image_tag}"
+    calibration_before = calibrate_cores(cpus, tools_image)
     began = time.monotonic()
     env = {"BENCH_SERVER_CPUS": cpus["server"]} if cpus else {}
     with ComposeStack(
@@ -783,8 +831,18 @@ def main() -> int:
         env=env,
         services=(*servers, *STEPS, "iperf3"),
     ) as stack:
-        results = measure(stack, runs, duration, cpus, (*servers, *STEPS, "iperf3"))
+        results, meta = measure(stack, runs, duration, cpus, (*servers, *STEPS, "iperf3"))
         version = stack.docker.version()["Version"]
+    quiet_check = (
+        quiet.judge(
+            calibration_before,
+            calibrate_cores(cpus, tools_image),
+            meta.get("others_s"),
+            meta.get("measured_s", 0.0),
+        )
+        if cpus
+        else None
+    )
     report = {
         "started": started,
         "duration_s": duration,
@@ -800,6 +858,7 @@ def main() -> int:
         "results": results,
         "summary": summarise(results),
         "wall_s": round(time.monotonic() - began, 1),
+        "quiet": quiet_check,
     }
     report["targets"] = targets(report["summary"])
     args.out.mkdir(parents=True, exist_ok=True)
@@ -815,6 +874,8 @@ def main() -> int:
         f"bench: {len(results)} measurements in {report['wall_s']} s; wrote "
         f"{latest}, latest.md, latest.png, latest.html"
     )
+    if quiet_check:
+        print(f"bench: {quiet.describe(quiet_check)}")
     if not args.quick and not args.only and args.out == ROOT / "bench" / "results":
         write_doc(report, args.out / "latest.png")
         print(f"bench: wrote {DOC.relative_to(ROOT)} and {DOC_CHART.relative_to(ROOT)}")
@@ -834,6 +895,7 @@ def doc_region(report: dict) -> str:
         f"`make bench` started {report['started']} and took {report['wall_s']:.0f} s for "
         f"{len(report['results'])} measurements, on {machine['cores']} cores (kernel "
         f"{machine['kernel']}, docker {machine['docker']}).\n\n"
+        f"{quiet.describe(report.get('quiet'))}\n\n"
         "![the benchmark's chart](benchmark.png)\n\n" + markdown(report).rstrip() + "\n"
     )
 
