@@ -9,8 +9,8 @@ report (the tables, and docs/benchmark.md) says so, and by how much, above its f
   the time does). The same loop on the same core takes the same time on a quiet machine; when
   a core's two times differ by more than ``CALIBRATION_TOLERANCE``, it ran at another speed at
   one end of the run than at the other: a neighbour, a frequency change, a busy VM host. (On
-  the 2-core VMs this project's CI uses, back-to-back calibrations on an idle machine already
-  differ by up to half: such a machine is noisy, and the check says so.)
+  the 2-core VMs this project's CI uses, calibrations a few seconds apart on an idle machine
+  took 78 to 146 ms, measured on 2026-12-01: such a machine is noisy, and the check says so.)
 - **Other processes on the pinned cores.** The kernel's count of busy time on those cores (user,
   nice and system, from ``/proc/stat``, which a container reads as the host's) over the run,
   less the CPU time of the benchmark's own containers (their cgroups' counters), plus the time a
@@ -35,6 +35,9 @@ def spin(n):
     for i in range(n):
         x += i * i
     return x
+warm = time.perf_counter() + 1.0  # a second of the same work first: a core woken from idle
+while time.perf_counter() < warm:
+    spin(100_000)
 times = []
 for _ in range({rounds}):
     began = time.perf_counter()
