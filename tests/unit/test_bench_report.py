@@ -124,3 +124,30 @@ def test_a_full_run_rewrites_only_its_region_of_the_benchmark_page(tmp_path) -> 
 def test_the_benchmark_page_has_its_generated_region() -> None:
     text = bench.DOC.read_text()
     assert text.count(bench.DOC_BEGIN) == 1 and text.count(bench.DOC_END) == 1
+
+
+def test_the_full_run_sweeps_request_response_over_concurrency() -> None:
+    """rr 1 KiB at 1, 16, 64, 256 and 1,024 connections for every server but socat, which forks a
+    process per connection and stays at 64 and below."""
+    servers = ("project", "asyncio", "asyncio-protocol", "uvloop", "socat")
+    plan = [c for c in bench.cases(False, servers) if c["workload"] == "rr" and not c.get("table")]
+    by_conns = {c["conns"]: c["servers"] for c in plan if c["size"] == 1024}
+    assert sorted(by_conns) == [1, 16, 64, 256, 1024]
+    assert "socat" in by_conns[64] and "socat" not in by_conns[256]
+    assert set(by_conns[1024]) == set(servers) - {"socat"}
+
+
+def test_the_cost_curves_are_drawn_and_the_concurrency_target_judged(tmp_path) -> None:
+    rows = []
+    for server, cpu in (("project", (10.0, 10.5)), ("asyncio", (13.0, 15.0))):
+        for conns, us in zip((64, 1024), cpu, strict=True):
+            rows.append(_row(server, 50_000.0, us, conns=conns, spread={}))
+    report = {
+        "started": "2026-12-01T23:00:00Z",
+        "repeats": 3,
+        "summary": rows,
+    }
+    bench.chart(report, tmp_path / "chart.png")
+    assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
+    (target,) = [t for t in bench.targets(rows) if "at 1,024 connections" in t["target"]]
+    assert target["value"] == 1.05 and target["met"] is True

@@ -50,6 +50,7 @@ from matplotlib.axes import Axes
 from . import benchpage, quiet
 from .progress import Progress
 
+SWEEP_CONNS = (16, 256, 1024)  # with 1 and 64: request/response at 1, 16, 64, 256 and 1,024
 RUN_OVERHEAD_S = 2.0  # a run's set-up around its measured seconds (the progress estimate)
 SERVERS = ("project", "asyncio", "asyncio-protocol", "uvloop", "socat")
 PYPI_PEERS = {"uvloop": "uvloop"}  # peers that need a module from services/labbench/peers.txt
@@ -93,6 +94,13 @@ def cases(quick: bool, servers: tuple[str, ...]) -> list[dict]:
     return [
         {"workload": "rr", "conns": 1, "size": 1024, "servers": servers},
         {"workload": "rr", "conns": 64, "size": 1024, "servers": servers},
+        # How each server's cost grows with concurrency (socat forks a process per
+        # connection: its pids limit keeps it at 64 and below).
+        *(
+            {"workload": "rr", "conns": n, "size": 1024, "servers": swept}
+            for n in SWEEP_CONNS
+            if (swept := tuple(s for s in servers if s != "socat"))
+        ),
         {"workload": "rr", "conns": 16, "size": 65536, "servers": servers},
         {"workload": "bulk", "conns": 1, "size": 65536, "servers": (*servers, "iperf3")},
         {"workload": "udp", "conns": 2, "size": 512, "servers": tuple(udp)},
@@ -540,7 +548,17 @@ def targets(summary: list[dict]) -> list[dict]:
 
     bulk = find(main, workload="bulk", server="project")
     ceiling = find(main, workload="bulk", server="iperf3")
+    at_1024 = find(main, workload="rr", server="project", conns=1024, size_bytes=1024)
     out = [
+        check(
+            "rr 1 KiB: project's CPU per request at 1,024 connections / at 64 <= 1.1",
+            ratio(
+                at_1024["server_cpu_us_per_req"] if at_1024 else None,
+                rr64("project", "server_cpu_us_per_req"),
+            ),
+            1.1,
+            "<=",
+        ),
         check(
             "rr 1 KiB x64: project / asyncio streams >= 1.5",
             ratio(rr64("project"), rr64("asyncio")),
@@ -712,6 +730,30 @@ def _bars(axis: Axes, groups: list[str], series: dict[str, list[dict | None]], f
     axis.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(groups))], groups)
 
 
+def _curves(
+    axis: Axes, conns: list[int], series: dict[str, list[dict | None]], figure: str
+) -> None:
+    """One line per server: ``figure``'s median against connections (log-scaled), with the
+    min-max as error bars; a server not measured at some size has no point there."""
+    for name, rows in series.items():
+        points = [(c, r) for c, r in zip(conns, rows, strict=True) if r and r.get(figure)]
+        if not points:
+            continue
+        xs = [c for c, _ in points]
+        medians = [r[figure] for _, r in points]
+        spreads = [
+            r.get("spread", {}).get(figure, (m, m))
+            for (_, r), m in zip(points, medians, strict=True)
+        ]
+        low = [m - lo for m, (lo, _) in zip(medians, spreads, strict=True)]
+        high = [hi - m for m, (_, hi) in zip(medians, spreads, strict=True)]
+        axis.errorbar(xs, medians, yerr=[low, high], marker="o", capsize=3, label=name)
+    if len(conns) > 1:
+        axis.set_xscale("log", base=2)
+    axis.set_xticks(conns, [str(c) for c in conns])
+    axis.set_xlabel("connections")
+
+
 def chart(report: dict, path: Path) -> None:
     summary = [r for r in report["summary"] if r.get("table") is None]
     servers = [s for s in SERVERS if find(summary, server=s)]
@@ -719,25 +761,15 @@ def chart(report: dict, path: Path) -> None:
     conns = sorted(
         {r["conns"] for r in summary if r["workload"] == "rr" and r["size_bytes"] == 1024}
     )
-    _bars(
-        left,
-        [f"{c} conns" for c in conns],
-        {
-            s: [find(summary, workload="rr", server=s, conns=c, size_bytes=1024) for c in conns]
-            for s in servers
-        },
-        "req_per_s",
-    )
-    left.set_title("request/response, 1 KiB: requests/s")
+    series = {
+        s: [find(summary, workload="rr", server=s, conns=c, size_bytes=1024) for c in conns]
+        for s in servers
+    }
+    _curves(left, conns, series, "req_per_s")
+    left.set_title("request/response, 1 KiB: requests/s by connections")
     left.legend(fontsize=8)
-    top = max(conns) if conns else 0
-    _bars(
-        middle,
-        [f"{top} conns"],
-        {s: [find(summary, workload="rr", server=s, conns=top, size_bytes=1024)] for s in servers},
-        "server_cpu_us_per_req",
-    )
-    middle.set_title(f"server CPU per request (us), rr 1 KiB x{top}: lower is better")
+    _curves(middle, conns, series, "server_cpu_us_per_req")
+    middle.set_title("server CPU per request (us) by connections: lower is better")
     bulk = [s for s in (*SERVERS, "iperf3") if find(summary, workload="bulk", server=s)]
     _bars(
         right,
