@@ -27,16 +27,7 @@ from labstack import ROOT
 from labstack.stack import StackError
 
 from . import captures, exercises
-from .kit import (
-    CLIENT_CASES,
-    DEFAULT_PORTS,
-    SERVER_ORDER,
-    ClientCheck,
-    KitError,
-    Program,
-    ServerCheck,
-    selection,
-)
+from .kit import DEFAULT_PORTS, ClientCheck, KitError, Program, ServerCheck
 
 EXIT_PASSED, EXIT_FAILED, EXIT_COULD_NOT_RUN = 0, 1, 2
 
@@ -142,12 +133,10 @@ def main(argv: list[str] | None = None) -> int:
             bad = set(protocols or ()) - set(DEFAULT_PORTS)
             if bad:
                 raise KitError(f"unknown protocols {sorted(bad)} (echo, udp, greet, app)")
-            selection(only, SERVER_ORDER)  # a typo is said before any container starts
             check: ServerCheck | ClientCheck = ServerCheck(
                 program, protocols, ports, args.image_tag, only
             )
         else:
-            selection(only, CLIENT_CASES)
             check = ClientCheck(program, args.image_tag, only)
         with check:
             report = check.grade()

@@ -128,7 +128,7 @@ def _soak(
         )
         for i in range(1, workers + 1)
     ]
-    say(f"soak: {workers} client containers on {CLIENT_NODE}, 2 server replicas")
+    say(f"soak: {workers} client containers on {CLIENT_NODE}, {REPLICAS} server replicas")
     try:
         run_under_nemesis(nemesis, containers, lines, seconds + 60)
     finally:

@@ -302,10 +302,6 @@ class Stack(Lifecycle):
         earlier, exited containers get reused)."""
         return len(self.server_log())
 
-    def wait_for_server_log(self, text: str, since: int, within_s: float = 30) -> str:
-        """Wait for a line with ``text`` written to the server's log after ``since``."""
-        return self.wait_for_log(self.container("server"), text, since, within_s)
-
     # -- the server's log as events (LAB_LOG_FORMAT=json, as the suite runs every stack) ----
     def server_events(self, since: int = 0, **fields: object) -> list[dict[str, Any]]:
         """The server's JSON log lines after character ``since`` whose fields match ``fields``

@@ -152,13 +152,12 @@ def pinning(engine: docker.DockerClient, pin: bool) -> dict[str, str] | None:
 
 def core_count(cpuset: str | None) -> int:
     """How many cores a cpuset string ("1", "1-3", "0,2") names."""
-    if not cpuset:
-        return os.cpu_count() or 2
-    count = 0
-    for part in cpuset.split(","):
-        low, _, high = part.partition("-")
-        count += int(high or low) - int(low) + 1
-    return count
+    return len(quiet.cores_of(cpuset)) if cpuset else os.cpu_count() or 2
+
+
+def pinned_cores(cpus: dict[str, str] | None) -> list[int]:
+    """The cores the servers and the load generator are pinned to (none when unpinned)."""
+    return quiet.cores_of(f"{cpus['server']},{cpus['loadgen']}") if cpus else []
 
 
 def available_peers(image: str) -> dict[str, str | None]:
@@ -392,7 +391,7 @@ def measure(
     sampler.start()
     results: list[dict] = []
     meta: dict[str, float] = {}  # besides the rows: other processes' CPU on the pinned cores
-    pinned = quiet.cores_of(f"{cpus['server']},{cpus['loadgen']}") if cpus else []
+    pinned = pinned_cores(cpus)
     began, busy_before, ours_before = time.monotonic(), 0.0, 0.0
     if pinned:
         busy_before, ours_before = _busy_and_ours(stack, loadgen, pinned)
@@ -492,7 +491,7 @@ def calibrate_cores(cpus: dict[str, str] | None, image: str) -> dict[str, float]
         )
         return proc.stdout.strip()
 
-    return quiet.calibrate(run_on_core, quiet.cores_of(f"{cpus['server']},{cpus['loadgen']}"))
+    return quiet.calibrate(run_on_core, pinned_cores(cpus))
 
 
 def summarise(results: list[dict]) -> list[dict]:
