@@ -108,7 +108,7 @@ test-quick: build deps browser ## the same without the slow groups
 test-unit: deps ## the unit tests alone: no Docker engine needed (in-process servers, loopback)
 	$(PYTEST) $(call workers,$(UNIT_WORKERS)) tests/unit $(PYTEST_ARGS)
 
-bench: build deps ## the benchmark: project vs asyncio, uvloop, socat, iperf3; pinned, 3 runs each, rr swept over 1-1,024 connections (about 9 min)
+bench: build deps ## the benchmark: project vs asyncio, uvloop, socat, iperf3; rr over 1-1,024 connections, 1,000-100,000 held (BENCH_QUICK=1: fewer)
 	$(VENV)/bin/python scripts/bench.py
 
 # The conformance kit (docs/check.md): PROGRAM=path/to/program.py, or IMAGE=name (any language).

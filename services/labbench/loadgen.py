@@ -9,6 +9,11 @@ Workloads (every one bounded by --duration; connections are split across --proce
   bulk  one connection: 64 KiB writes as fast as the echo comes back
   udp   512-byte datagrams, 128 in flight per process; rate and loss (no echo in 50 ms)
   idle  hold N idle connections open, meanwhile time fresh connect+1 KiB round trips
+  hold  the scale sweep's holder: open N connections as fast as the server takes them (a
+        window of connects in flight), print what it took, hold them until --release-file
+        appears (at most --hold-max seconds), then count those still open and reset them all
+  fresh only the fresh connect+1 KiB round trips, for --duration (from another container
+        while the holders hold)
 
 rr and app run their clients on uvloop when the image has it (--engine), else on selectors:
 a Python load generator on one core must not be slower than the servers it measures.
@@ -22,14 +27,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import json
 import multiprocessing
 import os
 import resource
 import selectors
 import socket
+import struct
 import time
 import typing
+from pathlib import Path
 from typing import Any
 
 from lab.appconn import ClientConnection, Reply, Request, ServerConnection
@@ -42,6 +50,9 @@ except ImportError:
 CHUNK = 65536
 UDP_WINDOW = 128  # datagrams in flight per process
 UDP_LOST_AFTER_S = 0.05  # unanswered this long: lost, and replaced
+CONNECT_WINDOW = 256  # a holder's connects in flight (its share of the server's backlog)
+CONNECT_TIMEOUT_S = 10.0
+RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset, no TIME_WAIT
 
 
 def _connect(host: str, port: int) -> socket.socket:
@@ -252,15 +263,8 @@ def idle_holder(host: str, port: int, count: int, ready: object, release: object
             failed += 1
     ready.set()  # type: ignore[attr-defined]
     release.wait(300)  # type: ignore[attr-defined]
-    held = 0
+    held = still_open(socks)
     for sock in socks:
-        sock.setblocking(False)  # a peek, not a wait (with a timeout set, recv would poll)
-        try:
-            held += sock.recv(1, socket.MSG_PEEK) != b""  # b"": closed by the server
-        except BlockingIOError:
-            held += 1  # nothing to read, still open: held
-        except OSError:
-            pass  # reset by the server
         sock.close()
     return {
         "latencies": [],
@@ -270,6 +274,84 @@ def idle_holder(host: str, port: int, count: int, ready: object, release: object
         "turned_away": len(socks) - held,
         "connect_failed": failed,
     }
+
+
+def open_many(
+    host: str, port: int, count: int, window: int = CONNECT_WINDOW
+) -> tuple[list[socket.socket], int, float, float]:
+    """Open ``count`` connections with at most ``window`` connects in flight: the sockets
+    connected, how many failed (refused, reset or not answered in CONNECT_TIMEOUT_S), and the
+    wall-clock times of the first connect and of the last handshake."""
+    family, kind, _, _, addr = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)[0]
+    selector = selectors.DefaultSelector()
+    opened: list[socket.socket] = []
+    pending: dict[socket.socket, float] = {}
+    failed = launched = 0
+    first = time.time()
+    while len(opened) + failed < count:
+        while launched < count and len(pending) < window:
+            launched += 1
+            sock = socket.socket(family, kind)
+            sock.setblocking(False)
+            if sock.connect_ex(addr) not in (0, errno.EINPROGRESS):
+                failed += 1
+                sock.close()
+                continue
+            pending[sock] = time.monotonic()
+            selector.register(sock, selectors.EVENT_WRITE)
+        for key, _ in selector.select(0.5):
+            sock = typing.cast(socket.socket, key.fileobj)
+            selector.unregister(sock)
+            del pending[sock]
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                failed += 1
+                sock.close()
+            else:
+                opened.append(sock)
+        now = time.monotonic()
+        for sock in [s for s, t in pending.items() if now - t > CONNECT_TIMEOUT_S]:
+            selector.unregister(sock)
+            del pending[sock]
+            failed += 1
+            sock.close()
+    selector.close()
+    return opened, failed, first, time.time()
+
+
+def still_open(socks: list[socket.socket]) -> int:
+    """How many of these connections the server has not closed or reset (a peek, not a wait)."""
+    held = 0
+    for sock in socks:
+        sock.setblocking(False)
+        try:
+            held += sock.recv(1, socket.MSG_PEEK) != b""  # b"": closed by the server
+        except BlockingIOError:
+            held += 1  # nothing to read, still open
+        except OSError:
+            pass  # reset by the server
+    return held
+
+
+def hold(args: argparse.Namespace) -> None:
+    """The scale sweep's holder: two JSON lines, one when its connections are open, one when
+    they are counted and reset. Bounded: --hold-max seconds at most between the two."""
+    while time.time() < args.start:
+        time.sleep(0.001)
+    socks, failed, first, last = open_many(args.host, args.port, args.idle)
+    print(
+        json.dumps({"opened": len(socks), "connect_failed": failed, "first": first, "last": last}),
+        flush=True,
+    )
+    deadline = time.monotonic() + args.hold_max
+    release = Path(args.release_file)
+    while not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    held = still_open(socks)
+    for sock in socks:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
+        sock.close()
+    result = {"held": held, "turned_away": len(socks) - held, "connect_failed": failed}
+    print(json.dumps(result), flush=True)
 
 
 def fresh_rr(host: str, port: int, end: float) -> dict:
@@ -317,9 +399,14 @@ def run(args: argparse.Namespace) -> dict:
     start = time.time() + 0.5  # every process connects first, then all start together
     end = start + args.duration
     processes = max(1, min(args.processes, args.conns if args.workload in ("rr", "app") else 99))
+    if args.workload == "fresh":
+        processes = 1
     cpu_before = _cpu_seconds()
     with multiprocessing.Pool(processes) as pool:
-        if args.workload in ("rr", "app"):
+        if args.workload == "fresh":
+            start, end = time.time(), time.time() + args.duration
+            parts = [fresh_rr(args.host, args.port, end)]
+        elif args.workload in ("rr", "app"):
             jobs = [
                 (args.host, args.port, n, args.size, start, end, args.workload == "app")
                 for n in split(args.conns, processes)
@@ -385,7 +472,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("workload", choices=["rr", "app", "bulk", "udp", "idle"])
+    parser.add_argument("workload", choices=["rr", "app", "bulk", "udp", "idle", "hold", "fresh"])
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--conns", type=int, default=1)
@@ -393,6 +480,13 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--idle", type=int, default=10000)
+    parser.add_argument("--start", type=float, default=0.0, help="hold: begin at this epoch time")
+    parser.add_argument(
+        "--release-file",
+        default="/tmp/release",  # noqa: S108 (the holder container's own tmpfs)
+        help="hold: reset when this file appears",
+    )
+    parser.add_argument("--hold-max", type=float, default=120.0, help="hold: at most this long")
     parser.add_argument(
         "--engine",
         choices=("auto", "uvloop", "selectors"),
@@ -400,6 +494,9 @@ def main() -> None:
         help="the rr and app clients' loop: uvloop when the image has it",
     )
     args = parser.parse_args()
+    if args.workload == "hold":
+        hold(args)
+        return
     if args.engine == "auto":
         args.engine = "selectors" if uvloop is None else "uvloop"
     result = run(args)

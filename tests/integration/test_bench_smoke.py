@@ -1,4 +1,4 @@
-"""`scripts/bench.py --quick`: a few seconds, so the benchmark code cannot rot. Its figures are
+"""`scripts/bench.py --smoke`: a few seconds, so the benchmark code cannot rot. Its figures are
 not asserted; the report's shape is."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ PEERS = {"project", "asyncio", "asyncio-protocol", "uvloop", "socat", "iperf3"}
 
 def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--out", str(tmp_path)],
+        [sys.executable, str(ROOT / "scripts" / "bench.py"), "--smoke", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -76,7 +76,15 @@ def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
     assert all(r["server_cpu_us_per_req"] > 0 for r in rr), rr
     if "uvloop" not in report["unavailable"]:
         assert {r.get("engine") for r in rr} == {"uvloop"}  # the load generator's own loop
-    assert {r["workload"] for r in results} == {"rr", "bulk", "udp", "idle", "app"}
+    assert {r["workload"] for r in results} == {"rr", "bulk", "udp", "idle", "app", "hold"}
+    held = [r for r in results if r["workload"] == "hold"]  # the scale sweep, from 4+ holders
+    assert [r["conns"] for r in held] == [200, 1000]
+    for row in held:  # every connection held, its costs and a fresh request's latency measured
+        assert row["held"] == row["conns"] and row["connect_failed"] == 0, row
+        assert row["setup_per_s"] > 0 and row["server_cpu_us_per_conn"] > 0, row
+        assert row["rss_per_conn_b"] is not None and row["p99_us"] > 0, row
+    assert report["mode"] == "smoke" and report["limits"]["set"]
+    assert report["limits"]["engine_nofile"] > 1000
     for row in results:  # every measurement measured something
         assert row["req_per_s"] or row["mb_per_s"] or row.get("held"), row
     assert len(list(tmp_path.glob("*Z.json"))) == 1  # the timestamped copy
@@ -84,6 +92,7 @@ def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
     assert table.startswith("| workload | server | conns | size |")
     assert "server CPU us/req" in table and "Median of 1 interleaved runs" in table
     assert "From the tutorial to the lab" in table
+    assert "Idle connections held from several hosts" in table
     for step in ("blocking", "threaded", "multiconn", "lab"):
         assert f"\n| {step} | " in table
     assert (tmp_path / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -130,7 +130,7 @@ def test_the_full_run_sweeps_request_response_over_concurrency() -> None:
     """rr 1 KiB at 1, 16, 64, 256 and 1,024 connections for every server but socat, which forks a
     process per connection and stays at 64 and below."""
     servers = ("project", "asyncio", "asyncio-protocol", "uvloop", "socat")
-    plan = [c for c in bench.cases(False, servers) if c["workload"] == "rr" and not c.get("table")]
+    plan = [c for c in bench.cases("full", servers) if c["workload"] == "rr" and not c.get("table")]
     by_conns = {c["conns"]: c["servers"] for c in plan if c["size"] == 1024}
     assert sorted(by_conns) == [1, 16, 64, 256, 1024]
     assert "socat" in by_conns[64] and "socat" not in by_conns[256]

@@ -16,7 +16,8 @@ Made to be trusted on a small, noisy machine:
 Writes bench/results/latest.json (every run, and the medians; a timestamped copy), latest.md
 (the tables) and latest.png (the chart). The stack is torn down afterwards, however it ends.
 
-    scripts/bench.py [--quick] [--duration S] [--repeats N] [--no-pin] [--only W,..] [--out DIR]
+    scripts/bench.py [--quick | --smoke] [--duration S] [--repeats N] [--no-pin] [--only W,..]
+                     [--out DIR]
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import docker
 import matplotlib
@@ -47,7 +49,7 @@ from labstack import ROOT, ComposeStack
 from labstack.stack import NotYet, wait_for
 from matplotlib.axes import Axes
 
-from . import benchpage, quiet
+from . import benchpage, quiet, scale
 from .progress import Progress
 
 SWEEP_CONNS = (16, 256, 1024)  # with 1 and 64: request/response at 1, 16, 64, 256 and 1,024
@@ -76,20 +78,47 @@ FIGURES = (
     "server_rss_mb",
     "loadgen_cpu_pct",
 )
+SCALE_FIGURES = (  # the scale sweep's (labtools.scale)
+    "setup_per_s",
+    "rss_per_conn_b",
+    "kernel_per_conn_b",
+    "rss_base_mb",
+    "kernel_mb",
+    "server_cpu_us_per_conn",
+)
 
 
-def cases(quick: bool, servers: tuple[str, ...]) -> list[dict]:
+SCALE_SERVERS = ("project", "asyncio", "asyncio-protocol", "uvloop", "multiconn")
+# The tutorial's multiconn sets up about 1,000 connections a second (a line printed for each):
+# 100,000 would take minutes of the run for the same finding, so its sweep stops at 10,000.
+SCALE_MOST = {"multiconn": 10000}
+
+
+def cases(mode: str, servers: tuple[str, ...], nofile: int = scale.SERVER_NOFILE) -> list[dict]:
     """Every workload, with the servers that speak it (each case is run REPEATS times,
-    servers interleaved)."""
+    servers interleaved). ``mode``: smoke (``--smoke``: the code runs, figures meaningless),
+    quick (``BENCH_QUICK=1``: fewer points, one run each) or full (what the docs quote)."""
     udp = [s for s in servers if s in UDP_PORT]
-    if quick:
+    no_socat = tuple(s for s in servers if s != "socat")
+    if mode == "smoke":
         return [
             {"workload": "rr", "conns": 4, "size": 1024, "servers": servers},
             {"workload": "bulk", "conns": 1, "size": 65536, "servers": ("project", "iperf3")},
             {"workload": "udp", "conns": 2, "size": 512, "servers": ("project",)},
             {"workload": "idle", "conns": 200, "size": 1024, "servers": ("project",)},
             {"workload": "app", "conns": 4, "size": 1024, "servers": ("project",)},
-            *steps_cases(quick),
+            *hold_cases(scale.reachable(scale.SMOKE_SWEEP, nofile)[0], ("project",)),
+            *steps_cases(quick=True),
+        ]
+    if mode == "quick":
+        return [
+            {"workload": "rr", "conns": 1, "size": 1024, "servers": servers},
+            {"workload": "rr", "conns": 64, "size": 1024, "servers": servers},
+            {"workload": "rr", "conns": 1024, "size": 1024, "servers": no_socat},
+            {"workload": "bulk", "conns": 1, "size": 65536, "servers": ("project", "iperf3")},
+            {"workload": "udp", "conns": 2, "size": 512, "servers": ("project",)},
+            {"workload": "app", "conns": 64, "size": 1024, "servers": ("project",)},
+            *hold_cases(scale.reachable(scale.QUICK_SWEEP, nofile)[0], ("project",)),
         ]
     return [
         {"workload": "rr", "conns": 1, "size": 1024, "servers": servers},
@@ -97,16 +126,36 @@ def cases(quick: bool, servers: tuple[str, ...]) -> list[dict]:
         # How each server's cost grows with concurrency (socat forks a process per
         # connection: its pids limit keeps it at 64 and below).
         *(
-            {"workload": "rr", "conns": n, "size": 1024, "servers": swept}
+            {"workload": "rr", "conns": n, "size": 1024, "servers": no_socat}
             for n in SWEEP_CONNS
-            if (swept := tuple(s for s in servers if s != "socat"))
+            if no_socat
         ),
         {"workload": "rr", "conns": 16, "size": 65536, "servers": servers},
         {"workload": "bulk", "conns": 1, "size": 65536, "servers": (*servers, "iperf3")},
         {"workload": "udp", "conns": 2, "size": 512, "servers": tuple(udp)},
-        {"workload": "idle", "conns": 10000, "size": 1024, "servers": ("project",)},
         {"workload": "app", "conns": 64, "size": 1024, "servers": ("project",)},
-        *steps_cases(quick),
+        *hold_cases(scale.reachable(scale.SWEEP, nofile)[0], ("project",)),
+        *hold_cases(
+            scale.reachable(scale.SWEEP, nofile)[0],
+            tuple(s for s in SCALE_SERVERS if s in (*servers, *STEPS) and s != "project"),
+            repeats=1,
+        ),
+        *steps_cases(quick=False),
+    ]
+
+
+def hold_cases(
+    counts: tuple[int, ...], servers: tuple[str, ...], repeats: int | None = None
+) -> list[dict]:
+    """The scale sweep: idle connections held from several hosts (labtools.scale), each
+    server up to its SCALE_MOST. The peers' points are run once in the full run (``repeats``):
+    the targets are the project's, and three runs of every peer would take the run past 15
+    minutes where the engine allows 100,000."""
+    return [
+        {"workload": "hold", "conns": n, "size": None, "servers": within}
+        | ({"repeats": repeats} if repeats else {})
+        for n in counts
+        if (within := tuple(s for s in servers if n <= SCALE_MOST.get(s, n)))
     ]
 
 
@@ -270,8 +319,9 @@ class LoadGenerator:
     """One long-lived tools container, pinned to the load generator's cores; each run is an
     exec in it (a fresh container per run would cost a second each)."""
 
-    def __init__(self, stack: ComposeStack, cpuset: str | None) -> None:
+    def __init__(self, stack: ComposeStack, cpuset: str | None, nofile: int = 20000) -> None:
         options = {"cpuset_cpus": cpuset} if cpuset else {}
+        nofile = min(nofile, 20000)
         self.stack, self.cores = stack, core_count(cpuset)
         self.container = stack.start_container(
             "tools",
@@ -279,7 +329,7 @@ class LoadGenerator:
             pids_limit=256,
             mem_limit="2g",
             tmpfs=CONTAINER_TMP,
-            ulimits=[docker.types.Ulimit(name="nofile", soft=20000, hard=20000)],
+            ulimits=[docker.types.Ulimit(name="nofile", soft=nofile, hard=nofile)],
             # Its connections' TIME_WAITs outlive a run (60 s): three runs of 10,000 idle
             # clients would exhaust the default 28,000 ephemeral ports of this one namespace.
             sysctls={"net.ipv4.ip_local_port_range": "1024 65535", "net.ipv4.tcp_tw_reuse": "1"},
@@ -347,11 +397,16 @@ def run_iperf3(loadgen: LoadGenerator, duration: float) -> dict:
 
 
 def schedule(plan: list[dict], repeats: int) -> list[dict]:
-    """Each case ``repeats`` times with its servers interleaved: A B C A B C A B C."""
+    """Each case ``repeats`` times (or its own ``repeats``, when fewer) with its servers
+    interleaved: A B C A B C A B C."""
     return [
-        {**{k: v for k, v in case.items() if k != "servers"}, "server": server, "repeat": i + 1}
+        {
+            **{k: v for k, v in case.items() if k not in ("servers", "repeats")},
+            "server": server,
+            "repeat": i + 1,
+        }
         for case in plan
-        for i in range(repeats)
+        for i in range(min(repeats, case.get("repeats", repeats)))
         for server in case["servers"]
     ]
 
@@ -384,13 +439,19 @@ def measure(
     duration: float,
     cpus: dict[str, str] | None,
     services: tuple[str, ...],
-) -> tuple[list[dict], dict[str, float]]:
-    loadgen = LoadGenerator(stack, cpus["loadgen"] if cpus else None)
+    nofile: int = scale.SERVER_NOFILE,
+) -> tuple[list[dict], dict[str, Any]]:
+    loadgen = LoadGenerator(stack, cpus["loadgen"] if cpus else None, nofile)
     wait_ready(stack, loadgen, services)
+    most = max((run["conns"] for run in runs if run["workload"] == "hold"), default=0)
+    holders = (
+        scale.Holders(stack, cpus["loadgen"] if cpus else None, most, nofile) if most else None
+    )
     sampler = Sampler()
     sampler.start()
     results: list[dict] = []
-    meta: dict[str, float] = {}  # besides the rows: other processes' CPU on the pinned cores
+    # Besides the rows: other processes' CPU on the pinned cores, the limits the run set.
+    meta: dict[str, Any] = {"limits": scale.limits(stack.container("project"), holders)}
     pinned = pinned_cores(cpus)
     began, busy_before, ours_before = time.monotonic(), 0.0, 0.0
     if pinned:
@@ -403,6 +464,12 @@ def measure(
                 f"conns={run['conns']:<6} size={run['size']} (repeat {run['repeat']})"
             )
             server = stack.container(run["server"])
+            if run["workload"] == "hold":
+                assert holders is not None
+                # Restarting resets the server's CPU counter: what it had counts as ours.
+                meta["restarted_cpu_s"] = meta.get("restarted_cpu_s", 0.0) + cpu_seconds(server)
+                results.append(measure_hold(stack, loadgen, holders, server, run, duration))
+                continue
             sampler.watch(server)
             cpu_before = cpu_seconds(server)
             raw = (
@@ -451,6 +518,7 @@ def measure(
             results.append(row)
         if pinned:
             busy_after, ours_after = _busy_and_ours(stack, loadgen, pinned)
+            ours_after += meta.pop("restarted_cpu_s", 0.0)
             others = (busy_after - busy_before) - (ours_after - ours_before)
             meta["others_s"] = round(max(0.0, others), 2)
             meta["measured_s"] = round(time.monotonic() - began, 1)
@@ -458,6 +526,55 @@ def measure(
         sampler.stopped.set()
         sampler.join(5)
     return results, meta
+
+
+def measure_hold(
+    stack: ComposeStack,
+    loadgen: LoadGenerator,
+    holders: scale.Holders,
+    server: Container,
+    run: dict,
+    duration: float,
+) -> dict:
+    """One point of the scale sweep (labtools.scale): the server restarted, ``conns`` idle
+    connections opened from the holders, fresh requests timed from the load generator while
+    they are held, the server's memory read, the holders' counts."""
+    server.restart(timeout=0)  # SIGKILL: a fresh process is all it is for (and some ignore SIGTERM)
+    wait_ready(stack, loadgen, (run["server"],))
+    base = scale.memory_of(server)
+    cpu_before = cpu_seconds(server)
+    held = holders.hold(run["server"], TCP_PORT[run["server"]], run["conns"])
+    cpu_open = cpu_seconds(server) - cpu_before
+    try:
+        fresh = loadgen.run(
+            loadgen_command({**run, "workload": "fresh", "size": 1024}, duration, 1)
+        )
+        now = scale.memory_of(server)
+    finally:
+        counts = held.release()
+    opened = sum(o["opened"] for o in held.opened)
+    mb = lambda n: round(n / 2**20, 1) if n is not None else None  # noqa: E731
+    return {
+        "workload": "hold",
+        "server": run["server"],
+        "conns": run["conns"],
+        "size_bytes": None,
+        "repeat": run["repeat"],
+        **{k: fresh.get(k) for k in ("req_per_s", "p50_us", "p99_us", "p999_us", "errors")},
+        "mb_per_s": None,
+        "loadgen_cpu_pct": fresh.get("loadgen_cpu_pct"),
+        "requests": fresh.get("requests"),
+        **counts,
+        "setup_per_s": scale.setup_rate(held.opened),
+        "server_cpu_us_per_conn": round(1e6 * cpu_open / opened, 1) if opened else None,
+        "server_cpu_pct": None,
+        "server_cpu_us_per_req": None,
+        "server_rss_mb": mb(now["anon"]),
+        "rss_base_mb": mb(base["anon"]),
+        "rss_per_conn_b": scale.per_connection(now["anon"], base["anon"], counts["held"]),
+        "kernel_mb": mb(now["kernel"]),
+        "kernel_per_conn_b": scale.per_connection(now["kernel"], base["kernel"], counts["held"]),
+    }
 
 
 def _busy_and_ours(
@@ -509,7 +626,8 @@ def summarise(results: list[dict]) -> list[dict]:
         out["repeats"] = len(rows)
         out["errors"] = sum(r.get("errors") or 0 for r in rows)
         out["spread"] = {}
-        for figure in (*FIGURES, "loss_pct", "held", "turned_away", "connect_failed"):
+        counts = ("loss_pct", "held", "turned_away", "connect_failed")
+        for figure in (*FIGURES, *SCALE_FIGURES, *counts):
             values = [r[figure] for r in rows if r.get(figure) is not None]
             if not values:
                 out.setdefault(figure, None)
@@ -593,24 +711,72 @@ def targets(summary: list[dict]) -> list[dict]:
         out.append(
             check("UDP >= 50,000 datagrams/s echoed (loss reported)", udp["req_per_s"], 50000)
         )
-    if idle := find(main, workload="idle", server="project"):
-        out.append(
-            check(
-                f"{idle['conns']} idle connections: server RSS < 64 MB",
-                idle["server_rss_mb"],
-                64,
-                "<",
-            )
+    return out + scale_targets(main)
+
+
+def scale_targets(main: list[dict]) -> list[dict]:
+    """The scale sweep's targets, at the most connections the project's server held in it (and
+    at 100,000 where the engine allows it: otherwise the target says what was measured)."""
+    rows = sorted(
+        (r for r in main if r["workload"] == "hold" and r["server"] == "project"),
+        key=lambda r: r["conns"],
+    )
+    if not rows:
+        return []
+    top, at_10k = rows[-1], find(rows, conns=10000)
+    n, goal = top["conns"], scale.TARGET_CONNS
+    short = n < goal
+    note = f"measured at {n:,}, the most this engine allows: see the limits" if short else None
+    per_conn = top.get("rss_per_conn_b")
+
+    def check(name: str, value: float | None, bound: float, way: str) -> dict:
+        """Met only when measured at ``goal``: short of it, the value is shown, not met."""
+        holds = (
+            value is not None
+            and {
+                "<=": value <= bound,
+                ">=": value >= bound,
+                "<": value < bound,
+            }[way]
         )
-        out.append(
-            check(
-                "fresh connection p99 < 5 ms meanwhile",
-                idle["p99_us"] and round(idle["p99_us"] / 1000, 2),
-                5,
-                "<",
-            )
-        )
-    return out
+        return {
+            "target": name,
+            "value": value,
+            "met": holds and not short,
+            "note": note,
+            "scale": True,
+        }
+
+    return [
+        check(f"idle connections held across hosts >= {goal:,}", top.get("held"), goal, ">="),
+        check(
+            f"project's RSS at {goal:,} <= 128 MB"
+            + (" (projected: fresh RSS + bytes per connection x 100,000)" if short else ""),
+            round((top["rss_base_mb"] or 0) + per_conn * goal / 2**20, 1)
+            if short and per_conn
+            else top.get("server_rss_mb"),
+            128,
+            "<=",
+        ),
+        check(
+            f"RSS per connection at {goal:,} / at 10,000 <= 1.1",
+            ratio(per_conn, at_10k.get("rss_per_conn_b") if at_10k else None),
+            1.1,
+            "<=",
+        ),
+        check(
+            f"fresh request p99 while {goal:,} are held < 5 ms",
+            top.get("p99_us") and round(top["p99_us"] / 1000, 2),
+            5,
+            "<",
+        ),
+        check(
+            f"set-up rate opening {goal:,} >= 10,000 connections/s",
+            top.get("setup_per_s"),
+            10000,
+            ">=",
+        ),
+    ]
 
 
 def spread(row: dict, figure: str, scale: float = 1.0) -> str:
@@ -656,6 +822,45 @@ def steps_table(summary: list[dict]) -> list[str]:
     return lines
 
 
+def scale_table(report: dict) -> list[str]:
+    """The scale sweep (labtools.scale): a row per server and count, and the limits it set."""
+    rows = [r for r in report["summary"] if r["workload"] == "hold"]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Idle connections held from several hosts (each server restarted first; memory per "
+        "connection over the fresh server's):",
+        "",
+        "| server | held | set-up (conn/s) | server CPU per connection (us) | RSS MB (fresh) | "
+        "user-space bytes per connection | kernel bytes per connection | fresh request p99 "
+        "(ms) | turned away, failed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    order = {s: i for i, s in enumerate((*SERVERS, *STEPS))}
+    for row in sorted(rows, key=lambda r: (order.get(r["server"], 99), r["conns"])):
+        name = "lab" if row["server"] == "project" else row["server"]
+        lines.append(
+            f"| {name} | {row.get('held') or 0:,} of {row['conns']:,} | "
+            f"{spread(row, 'setup_per_s')} | {spread(row, 'server_cpu_us_per_conn')} | "
+            f"{spread(row, 'server_rss_mb')} ({row.get('rss_base_mb')}) | "
+            f"{spread(row, 'rss_per_conn_b')} | {spread(row, 'kernel_per_conn_b')} | "
+            f"{spread(row, 'p99_us', 1000)} | {row.get('turned_away') or 0}, "
+            f"{(row.get('connect_failed') or 0) + (row.get('errors') or 0)} |"
+        )
+    limits = report.get("limits") or {}
+    lines += ["", "Limits set for it, in the benchmark's own containers:", ""]
+    lines += [f"- {line}" for line in limits.get("set", [])]
+    if limits.get("left_out"):
+        lines.append(f"- {limits['left_out']}")
+    if limits.get("host"):
+        lines.append(
+            "- the host's, read and left as they are: "
+            + ", ".join(f"{k} {v}" for k, v in limits["host"].items())
+        )
+    return lines
+
+
 def markdown(report: dict) -> str:
     cols = [
         ("req/s", "req_per_s"),
@@ -671,17 +876,26 @@ def markdown(report: dict) -> str:
         "| workload | server | conns | size | " + " | ".join(c[0] for c in cols) + " | errors |",
         "|" + "---|" * (len(cols) + 5),
     ]
-    for row in [r for r in report["summary"] if r.get("table") is None]:
+    for row in [r for r in report["summary"] if r.get("table") is None and r["workload"] != "hold"]:
         workload = row["workload"]
         if workload == "udp" and row.get("loss_pct") is not None:
             workload = f"udp (loss {row['loss_pct']}%)"
         cells = [workload, row["server"], str(row["conns"]), str(row["size_bytes"] or "")]
         cells += [spread(row, figure) for _, figure in cols] + [str(row["errors"])]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "From the tutorial to the lab (LAB_SERVER):", "", *steps_table(report["summary"])]
+    lines += scale_table(report)
+    if any(r.get("table") == "steps" for r in report["summary"]):
+        lines += [
+            "",
+            "From the tutorial to the lab (LAB_SERVER):",
+            "",
+            *steps_table(report["summary"]),
+        ]
     lines += ["", "| target (medians) | this run | met |", "|---|---|---|"]
     lines += [
-        f"| {t['target']} | {t['value']} | {'yes' if t['met'] else 'no'} |"
+        f"| {t['target']} | {t['value']} | {'yes' if t['met'] else 'no'}"
+        + (f" ({t['note']})" if t.get("note") else "")
+        + " |"
         for t in report["targets"]
     ]
     machine, cpus = report["machine"], report["cpus"]
@@ -756,7 +970,9 @@ def _curves(
 def chart(report: dict, path: Path) -> None:
     summary = [r for r in report["summary"] if r.get("table") is None]
     servers = [s for s in SERVERS if find(summary, server=s)]
-    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(15, 4.4))
+    held = [r for r in summary if r["workload"] == "hold"]
+    fig, axes = plt.subplots(2 if held else 1, 3, figsize=(15, 8.8 if held else 4.4), squeeze=False)
+    left, middle, right = axes[0]
     conns = sorted(
         {r["conns"] for r in summary if r["workload"] == "rr" and r["size_bytes"] == 1024}
     )
@@ -778,6 +994,28 @@ def chart(report: dict, path: Path) -> None:
     )
     right.set_title("bulk echo, one connection: MB/s (iperf3 = ceiling)")
     right.legend(fontsize=8)
+    if held:
+        counts = sorted({r["conns"] for r in held})
+        by_server = {
+            s: [find(held, server=s, conns=c) for c in counts]
+            for s in (*SERVERS, *STEPS)
+            if find(held, server=s)
+        }
+        for axis, figure, title in zip(
+            axes[1],
+            ("rss_per_conn_b", "p99_us", "setup_per_s"),
+            (
+                "idle connections held: user-space bytes per connection",
+                "fresh request p99 (us) while they are held",
+                "set-up rate (connections/s) while opening",
+            ),
+            strict=True,
+        ):
+            _curves(axis, counts, by_server, figure)
+            axis.set_xlabel("connections held")
+            axis.set_title(title)
+        axes[1][1].set_yscale("log")
+        axes[1][0].legend(fontsize=8)
     fig.suptitle(
         f"sockets lab benchmark, {report['started']}: median of {report['repeats']}"
         " runs, bars show min-max"
@@ -792,16 +1030,23 @@ def main() -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a smoke run: tiny durations and counts (figures meaningless)",
+        default=os.environ.get("BENCH_QUICK", "") not in ("", "0"),
+        help="fewer points, one run each (about 3 minutes; BENCH_QUICK=1 too): the docs quote "
+        "the full run",
     )
     parser.add_argument(
-        "--duration", type=float, default=None, help="seconds per run (2, or 0.5 with --quick)"
+        "--smoke",
+        action="store_true",
+        help="the code runs end to end: tiny durations and counts (figures meaningless)",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=None, help="seconds per run (2, or 0.5 with --smoke)"
     )
     parser.add_argument(
         "--repeats",
         type=int,
         default=None,
-        help="runs of each workload per server, interleaved (3, or 1 with --quick)",
+        help="runs of each workload per server, interleaved (3, or 1 with --quick or --smoke)",
     )
     parser.add_argument(
         "--no-pin",
@@ -826,8 +1071,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.report:
         return write_page(args.report)
-    duration = args.duration or (0.5 if args.quick else 2.0)
-    repeats = args.repeats or (1 if args.quick else 3)
+    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    duration = args.duration or (0.5 if args.smoke else 2.0)
+    repeats = args.repeats or (3 if mode == "full" else 1)
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     engine = docker.from_env()
     image_tag = os.environ.get("LAB_IMAGE_TAG", "latest")
@@ -847,22 +1093,29 @@ def main() -> int:
         ),
         flush=True,
     )
-    plan = cases(args.quick, servers)
+    tools_image = f"sockets-lab/tools:{image_tag}"
+    nofile = scale.engine_nofile(tools_image)
+    sweep = {"smoke": scale.SMOKE_SWEEP, "quick": scale.QUICK_SWEEP, "full": scale.SWEEP}[mode]
+    left_out = scale.reachable(sweep, nofile)[1]
+    if left_out:
+        print(f"bench: {left_out}", flush=True)
+    plan = cases(mode, servers, nofile)
     if args.only:
         wanted = set(args.only.split(","))
         plan = [c for c in plan if ("steps" if c.get("table") else c["workload"]) in wanted]
     runs = schedule(plan, repeats)
-    tools_image = f"sockets-lab/tools:{image_tag}"
     calibration_before = calibrate_cores(cpus, tools_image)
     began = time.monotonic()
-    env = {"BENCH_SERVER_CPUS": cpus["server"]} if cpus else {}
+    env = {"BENCH_NOFILE": str(min(nofile, scale.SERVER_NOFILE))}
+    if cpus:
+        env["BENCH_SERVER_CPUS"] = cpus["server"]
     with ComposeStack(
         compose_file=ROOT / "bench" / "compose.yaml",
         project=f"labbench-{uuid.uuid4().hex[:10]}",
         env=env,
         services=(*servers, *STEPS, "iperf3"),
     ) as stack:
-        results, meta = measure(stack, runs, duration, cpus, (*servers, *STEPS, "iperf3"))
+        results, meta = measure(stack, runs, duration, cpus, (*servers, *STEPS, "iperf3"), nofile)
         version = stack.docker.version()["Version"]
     quiet_check = (
         quiet.judge(
@@ -874,11 +1127,13 @@ def main() -> int:
         if cpus
         else None
     )
+    summary = summarise(results)
     report = {
         "started": started,
         "duration_s": duration,
         "repeats": repeats,
-        "quick": args.quick,
+        "mode": mode,
+        "quick": mode != "full",
         "cpus": cpus,
         "unavailable": unavailable,
         "machine": {
@@ -886,12 +1141,18 @@ def main() -> int:
             "kernel": platform.release(),
             "docker": version,
         },
+        "limits": {
+            "set": meta["limits"],
+            "engine_nofile": nofile,
+            "left_out": left_out,
+            "host": scale.host_limits(),
+        },
         "results": results,
-        "summary": summarise(results),
+        "summary": summary,
         "wall_s": round(time.monotonic() - began, 1),
         "quiet": quiet_check,
+        "targets": targets(summary),
     }
-    report["targets"] = targets(report["summary"])
     args.out.mkdir(parents=True, exist_ok=True)
     latest = args.out / "latest.json"
     latest.write_text(json.dumps(report, indent=2) + "\n")
@@ -907,7 +1168,7 @@ def main() -> int:
     )
     if quiet_check:
         print(f"bench: {quiet.describe(quiet_check)}")
-    if not args.quick and not args.only and args.out == ROOT / "bench" / "results":
+    if mode == "full" and not args.only and args.out == ROOT / "bench" / "results":
         write_doc(report, args.out / "latest.png")
         print(f"bench: wrote {DOC.relative_to(ROOT)} and {DOC_CHART.relative_to(ROOT)}")
     return 0
@@ -915,6 +1176,7 @@ def main() -> int:
 
 DOC = ROOT / "docs" / "benchmark.md"
 DOC_CHART = ROOT / "docs" / "benchmark.png"
+DOC_SCALE = ROOT / "docs" / "scale.md"
 DOC_BEGIN = "<!-- bench: begin"
 DOC_END = "<!-- bench: end -->"
 
@@ -931,14 +1193,45 @@ def doc_region(report: dict) -> str:
     )
 
 
-def write_doc(report: dict, chart_png: Path | None = None, doc: Path = DOC) -> None:
-    """Put a full run's figures between the markers of docs/benchmark.md (the rest of the page,
-    the method and the notes, is prose kept by hand), and its chart beside it."""
+def scale_region(report: dict) -> str:
+    """What docs/scale.md shows of a full run: the scale sweep's table, limits and targets."""
+    rows = [
+        f"| {t['target']} | {t['value']} | {'yes' if t['met'] else 'no'}"
+        + (f" ({t['note']})" if t.get("note") else "")
+        + " |"
+        for t in report["targets"]
+        if t.get("scale")
+    ]
+    return (
+        f"`make bench` started {report['started']} ({report['machine']['cores']} cores, kernel "
+        f"{report['machine']['kernel']}, docker {report['machine']['docker']}); the curves are "
+        "the second row of [the benchmark's chart](benchmark.png).\n\n"
+        f"{quiet.describe(report.get('quiet'))}\n"
+        + "\n".join(scale_table(report))
+        + "\n\n| target (medians) | this run | met |\n|---|---|---|\n"
+        + "\n".join(rows)
+        + "\n"
+    )
+
+
+def _replace_region(doc: Path, region: str) -> None:
     text = doc.read_text()
     begin = text.index(DOC_BEGIN)
     begin = text.index("-->", begin) + len("-->")
     end = text.index(DOC_END, begin)
-    doc.write_text(text[:begin] + "\n" + doc_region(report) + text[end:])
+    doc.write_text(text[:begin] + "\n" + region + text[end:])
+
+
+def write_doc(
+    report: dict, chart_png: Path | None = None, doc: Path = DOC, scale_doc: Path | None = None
+) -> None:
+    """Put a full run's figures between the markers of docs/benchmark.md and of docs/scale.md
+    (the rest of each page, the method and the notes, is prose kept by hand), and its chart
+    beside them."""
+    _replace_region(doc, doc_region(report))
+    scale_doc = scale_doc or doc.with_name(DOC_SCALE.name)
+    if scale_doc.exists() and any(t.get("scale") for t in report["targets"]):
+        _replace_region(scale_doc, scale_region(report))
     if chart_png is not None:
         shutil.copy(chart_png, doc.with_name(DOC_CHART.name))
 

@@ -298,6 +298,34 @@ def charts(report: dict[str, Any]) -> list[Chart]:
                 ),
             )
         )
+    held = [r for r in main if r["workload"] == "hold"]
+    if held:
+        counts = sorted({r["conns"] for r in held})
+        for key, title, figure, unit in (
+            (
+                "hold-rss",
+                "idle connections held: user-space bytes per connection",
+                "rss_per_conn_b",
+                "bytes",
+            ),
+            ("hold-p99", "fresh request p99 while they are held", "p99_us", "µs"),
+            ("hold-setup", "set-up rate while opening", "setup_per_s", "connections/s"),
+        ):
+            out.append(
+                (
+                    key,
+                    line_chart(
+                        title,
+                        counts,
+                        {
+                            s: [_median(_find(held, server=s, conns=c), figure) for c in counts]
+                            for s in _servers(held)
+                        },
+                        unit,
+                        "connections held",
+                    ),
+                )
+            )
     if steps:
         names = _servers(steps)
         for workload, title, figure, unit in (
@@ -350,7 +378,10 @@ def method(report: dict[str, Any]) -> str:
         f"<li>{_esc(peer)}: not measured ({_esc(why)})</li>"
         for peer, why in report.get("unavailable", {}).items()
     )
-    quick = " A quick run: its figures are not meaningful." if report.get("quick") else ""
+    quick = {
+        "smoke": " A smoke run: its figures are not meaningful.",
+        "quick": " A quick run (BENCH_QUICK=1): fewer points, one run each.",
+    }.get(report.get("mode") or ("smoke" if report.get("quick") else "full"), "")
     return (
         f"<p>Started {_esc(report['started'])}; {report['repeats']} interleaved runs of "
         f"{report['duration_s']} s per workload and server; the median is drawn, the whiskers "
@@ -364,8 +395,9 @@ def method(report: dict[str, Any]) -> str:
 def targets(report: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td>{_esc(t['target'])}</td><td>{_esc(t['value'])}</td>"
-        f'<td class="{"met" if t["met"] else "missed"}">{"met" if t["met"] else "not met"}</td>'
-        "</tr>"
+        f'<td class="{"met" if t["met"] else "missed"}">{"met" if t["met"] else "not met"}'
+        + (f" ({_esc(t['note'])})" if t.get("note") else "")
+        + "</td></tr>"
         for t in report.get("targets", [])
     )
     return (
