@@ -967,6 +967,12 @@ def _curves(
     axis.set_xlabel("connections")
 
 
+def _legend(axis: Axes) -> None:
+    """A legend where the panel has lines (a run with --only leaves some panels empty)."""
+    if axis.get_legend_handles_labels()[0]:
+        axis.legend(fontsize=8)
+
+
 def chart(report: dict, path: Path) -> None:
     summary = [r for r in report["summary"] if r.get("table") is None]
     servers = [s for s in SERVERS if find(summary, server=s)]
@@ -982,7 +988,7 @@ def chart(report: dict, path: Path) -> None:
     }
     _curves(left, conns, series, "req_per_s")
     left.set_title("request/response, 1 KiB: requests/s by connections")
-    left.legend(fontsize=8)
+    _legend(left)
     _curves(middle, conns, series, "server_cpu_us_per_req")
     middle.set_title("server CPU per request (us) by connections: lower is better")
     bulk = [s for s in (*SERVERS, "iperf3") if find(summary, workload="bulk", server=s)]
@@ -993,7 +999,7 @@ def chart(report: dict, path: Path) -> None:
         "mb_per_s",
     )
     right.set_title("bulk echo, one connection: MB/s (iperf3 = ceiling)")
-    right.legend(fontsize=8)
+    _legend(right)
     if held:
         counts = sorted({r["conns"] for r in held})
         by_server = {
@@ -1015,7 +1021,7 @@ def chart(report: dict, path: Path) -> None:
             axis.set_xlabel("connections held")
             axis.set_title(title)
         axes[1][1].set_yscale("log")
-        axes[1][0].legend(fontsize=8)
+        _legend(axes[1][0])
     fig.suptitle(
         f"sockets lab benchmark, {report['started']}: median of {report['repeats']}"
         " runs, bars show min-max"
