@@ -67,24 +67,27 @@ $(VENV)/.installed: requirements-dev.txt pyproject.toml
 
 deps: $(VENV)/.installed ## the pinned Python packages and the project's own (editable), in .venv
 
-# Three runs, one after the other: the unit tests on every core (in-process servers, loopback;
-# UNIT_WORKERS=0: serially); the integration suite serially (on a 2-core machine, stacks in
-# parallel starve each other's health checks: 4 workers failed, measured); then the
+# Three parts: the unit tests on every core (in-process servers, loopback; UNIT_WORKERS=0:
+# serially); then the integration suite serially (on a 2-core machine, stacks in parallel
+# starve each other's health checks: 4 workers failed, measured) and, beside it, the
 # conformance kit's tests, CHECK_WORKERS at a time (each grades a program in its own
-# containers and mostly waits on the program's timeouts). INTEGRATION_WORKERS=N spreads the
-# integration suite on a bigger machine (a module's tests stay together: see its conftest).
-# JUNIT_DIR=dir writes dir/unit.xml, dir/integration.xml and dir/check.xml. Every run runs
-# even if one before failed (Ctrl-C stops them all); the status is the first failure's.
+# containers and mostly waits on the program's timeouts: beside the integration suite they
+# cost it about a minute and save the kit's 3 to 4; CHECK_ALONGSIDE=0 runs them after it, their
+# output as it comes). INTEGRATION_WORKERS=N spreads the integration suite on a bigger machine
+# (a module's tests stay together: see its conftest). JUNIT_DIR=dir writes dir/unit.xml,
+# dir/integration.xml and dir/check.xml. Every part runs even if one before failed (Ctrl-C
+# stops them all); the status is the first failure's.
 UNIT_WORKERS ?= auto
 INTEGRATION_WORKERS ?= 0
 CHECK_WORKERS ?= 2
+CHECK_ALONGSIDE ?= 1
 PYTEST = $(VENV)/bin/pytest
 workers = $(if $(filter 0 1,$(1)),,-n $(1) $(2))
 junit = $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/$(1).xml)
 define run_suite
-	@status=0; \
-	for part in unit integration check; do \
-	  case $$part in \
+	@status=0; log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	part() { \
+	  case $$1 in \
 	    unit) args="$(call workers,$(UNIT_WORKERS)) $(call junit,unit) tests/unit" \
 	          mark="$(1)";; \
 	    integration) args="$(call workers,$(INTEGRATION_WORKERS),--dist loadgroup) $(call junit,integration) tests/integration" \
@@ -93,10 +96,24 @@ define run_suite
 	          mark="check$(if $(1), and ($(1)))";; \
 	  esac; \
 	  code=0; $(PYTEST) $$args $${mark:+-m "$$mark"} $(PYTEST_ARGS) || code=$$?; \
-	  echo "make: $$part tests: exit $$code"; \
-	  if [ $$code = 2 ]; then exit 2; fi; \
-	  if [ $$code != 0 ] && [ $$code != 5 ] && [ $$status = 0 ]; then status=$$code; fi; \
-	done; exit $$status
+	  echo "make: $$1 tests: exit $$code"; return $$code; \
+	}; \
+	judge() { \
+	  if [ $$1 = 2 ]; then exit 2; fi; \
+	  if [ $$1 != 0 ] && [ $$1 != 5 ] && [ $$status = 0 ]; then status=$$1; fi; \
+	}; \
+	code=0; part unit || code=$$?; judge $$code; \
+	if [ "$(CHECK_ALONGSIDE)" = 1 ]; then \
+	  echo "make: the kit's tests run beside the integration suite; their output follows it"; \
+	  part check > "$$log" 2>&1 & kit=$$!; \
+	  code=0; part integration || code=$$?; \
+	  kit_code=0; wait $$kit || kit_code=$$?; cat "$$log"; \
+	  judge $$code; judge $$kit_code; \
+	else \
+	  code=0; part integration || code=$$?; judge $$code; \
+	  code=0; part check || code=$$?; judge $$code; \
+	fi; \
+	exit $$status
 endef
 
 test: build deps browser ## unit tests, the integration suite against fresh stacks, the kit's tests (leaves nothing behind)
