@@ -67,13 +67,19 @@ $(docker service ps --no-trunc "${STACK}_server" "${STACK}_client")"
 
 down() {
   if docker stack ls --format '{{.Name}}' 2>/dev/null | grep -qx "$STACK"; then
-    docker stack rm "$STACK" >/dev/null
-    # The stack's network goes once its tasks are gone; wait, so that leaving the swarm (or a
-    # new deploy) does not race it.
+    # The stack's network can go only once its tasks are gone. An engine's CLI before 23.0
+    # removes the services and then, at once, the network, which fails ("in use by task")
+    # while the tasks stop: ask again until the network is gone (a minute at most), so that
+    # leaving the swarm (or a new deploy) does not race it.
     for _ in $(seq 60); do
+      docker stack rm "$STACK" >/dev/null 2>&1 || true
       docker network ls --format '{{.Name}}' | grep -qx "${STACK}_labnet" || break
       sleep 1
     done
+    if docker network ls --format '{{.Name}}' | grep -qx "${STACK}_labnet"; then
+      docker stack rm "$STACK" >/dev/null || true  # its error, shown
+      fail "stack '$STACK' still has its network after a minute (docker stack ps $STACK)"
+    fi
     say "removed stack '$STACK'"
   fi
   if [ -f "$MARK" ]; then

@@ -76,6 +76,12 @@ PRIVILEGE_MODES: tuple[tuple[str, dict[str, Any]], ...] = (
 )
 
 
+def _runs_spec(task: dict[str, Any], template: dict[str, Any]) -> bool:
+    """Whether ``task`` was made from this task template: its container (image, environment,
+    command) and its placement."""
+    return all(task["Spec"].get(key) == template.get(key) for key in ("ContainerSpec", "Placement"))
+
+
 class ClusterError(StackError):
     """The cluster could not be formed, or did something the harness did not expect."""
 
@@ -480,12 +486,17 @@ class Cluster(Lifecycle):
         ]
 
     def tasks(self, name: str = "server", state: str = "running") -> list[dict[str, str]]:
-        """The service's tasks in ``state``: node, container, overlay address, task id."""
+        """The service's tasks in ``state`` that run its current spec: node, container, overlay
+        address, task id. A task of the spec before a `docker stack deploy` still runs, with
+        desired state running, until the update reaches it: counting it would let a test start
+        on a task that is about to be replaced."""
         hostnames = self._hostnames()
+        service = self.service(name)
+        current = service.attrs["Spec"]["TaskTemplate"]
         found = []
-        for task in self.service(name).tasks(filters={"desired-state": "running"}):
+        for task in service.tasks(filters={"desired-state": "running"}):
             status = task["Status"]
-            if status["State"] != state:
+            if status["State"] != state or not _runs_spec(task, current):
                 continue
             addresses = self._overlay_addresses(task)
             found.append(
