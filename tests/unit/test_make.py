@@ -25,3 +25,20 @@ def test_make_up_builds_the_server_and_client_only() -> None:
 def test_make_build_builds_the_tools_image_too() -> None:
     commands = dry_run("build")
     assert "fetch-wheels" in commands and "--profile tools build --quiet tools" in commands
+
+
+def test_make_test_runs_the_kits_tests_beside_the_integration_suite() -> None:
+    """docs/testing.md: the kit's tests in the background while the integration suite runs, their
+    output after it; CHECK_ALONGSIDE=0 runs them after it."""
+    commands = dry_run("test")
+    assert 'part check > "$log" 2>&1 & kit=$!' in commands, commands
+    assert 'if [ "1" = 1 ]' in commands and 'wait $kit || kit_code=$?; cat "$log"' in commands
+    after = subprocess.run(
+        ["make", "-n", "test", "CHECK_ALONGSIDE=0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert 'if [ "0" = 1 ]' in after
