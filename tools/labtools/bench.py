@@ -454,6 +454,7 @@ def measure(
     meta: dict[str, Any] = {"limits": scale.limits(stack.container("project"), holders)}
     pinned = pinned_cores(cpus)
     began, busy_before, ours_before = time.monotonic(), 0.0, 0.0
+    restarted_cpu_s = 0.0  # what servers restarted by the scale sweep had used (counted as ours)
     if pinned:
         busy_before, ours_before = _busy_and_ours(stack, loadgen, pinned)
     try:
@@ -467,7 +468,7 @@ def measure(
             if run["workload"] == "hold":
                 assert holders is not None
                 # Restarting resets the server's CPU counter: what it had counts as ours.
-                meta["restarted_cpu_s"] = meta.get("restarted_cpu_s", 0.0) + cpu_seconds(server)
+                restarted_cpu_s += cpu_seconds(server)
                 results.append(measure_hold(stack, loadgen, holders, server, run, duration))
                 continue
             sampler.watch(server)
@@ -518,7 +519,7 @@ def measure(
             results.append(row)
         if pinned:
             busy_after, ours_after = _busy_and_ours(stack, loadgen, pinned)
-            ours_after += meta.pop("restarted_cpu_s", 0.0)
+            ours_after += restarted_cpu_s
             others = (busy_after - busy_before) - (ours_after - ours_before)
             meta["others_s"] = round(max(0.0, others), 2)
             meta["measured_s"] = round(time.monotonic() - began, 1)
@@ -647,6 +648,13 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2) if a and b else None
 
 
+def holds(value: float | None, bound: float, way: str) -> bool:
+    """Whether a measured ``value`` meets ``bound`` (``way``: ">=", "<=" or "<")."""
+    if value is None:
+        return False
+    return {">=": value >= bound, "<=": value <= bound, "<": value < bound}[way]
+
+
 def targets(summary: list[dict]) -> list[dict]:
     """The issue's targets, judged on the medians of this run (a report, not a test)."""
     main = [r for r in summary if r.get("table") is None]
@@ -656,12 +664,7 @@ def targets(summary: list[dict]) -> list[dict]:
         return row[figure] if row else None
 
     def check(name: str, value: float | None, bound: float, way: str = ">=") -> dict:
-        holds = {
-            ">=": value is not None and value >= bound,
-            "<=": value is not None and value <= bound,
-            "<": value is not None and value < bound,
-        }
-        return {"target": name, "value": value, "met": holds[way]}
+        return {"target": name, "value": value, "met": holds(value, bound, way)}
 
     bulk = find(main, workload="bulk", server="project")
     ceiling = find(main, workload="bulk", server="iperf3")
@@ -731,18 +734,10 @@ def scale_targets(main: list[dict]) -> list[dict]:
 
     def check(name: str, value: float | None, bound: float, way: str) -> dict:
         """Met only when measured at ``goal``: short of it, the value is shown, not met."""
-        holds = (
-            value is not None
-            and {
-                "<=": value <= bound,
-                ">=": value >= bound,
-                "<": value < bound,
-            }[way]
-        )
         return {
             "target": name,
             "value": value,
-            "met": holds and not short,
+            "met": holds(value, bound, way) and not short,
             "note": note,
             "scale": True,
         }
