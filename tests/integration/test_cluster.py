@@ -143,9 +143,9 @@ def test_bytes_cross_the_underlay_as_vxlan(cluster: Cluster, server_task: dict[s
         (server.address, client.address),
     }
     assert all(p.dport == capture.VXLAN_PORT for p in outers)
-    sent = sum(len(p.payload) for p in inner if p.src == result.local_ip)
-    echoed = sum(len(p.payload) for p in inner if p.src == server_task["ip"])
-    assert sent == echoed == size
+    sent = capture.stream([p for p in inner if p.src == result.local_ip])
+    echoed = capture.stream([p for p in inner if p.src == server_task["ip"]])
+    assert len(sent) == len(echoed) == size and sent == echoed
     assert any(p.flags == "S" and p.dport == ECHO_PORT for p in inner)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import socket
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import dpkt
@@ -195,7 +196,10 @@ class Conversation:
         return [p for p in self.packets if (p.src, p.sport) == src]
 
     def payload(self, side: str) -> bytes:
-        """The bytes one side sent, in capture order (the lab's TCP has no loss to reorder)."""
+        """The bytes one side sent: TCP's stream by sequence number (a retransmitted segment
+        counts once), UDP's datagrams in capture order."""
+        if self.proto == "tcp":
+            return stream(self.sent_by(side))
         return b"".join(p.payload for p in self.sent_by(side))
 
     @property
@@ -211,6 +215,58 @@ class Conversation:
             if "F" in p.flags:
                 return "client" if (p.src, p.sport) == self.client else "server"
         return None
+
+
+def _offset_from(first: int) -> Callable[[Packet], int]:
+    """A segment's sequence number relative to ``first``, modulo 2**32 and signed, so that a
+    connection that wraps the sequence space, or a segment seen before an earlier one, is read
+    right."""
+    half = 1 << 31
+    return lambda p: (p.seq - first + half) % (1 << 32) - half
+
+
+def stream(segments: list[Packet]) -> bytes:
+    """The bytes TCP segments from one sender carried, each byte once and in sequence order.
+
+    A segment the network lost is sent again, and a capture on the path sees both copies (the
+    cluster's overlay drops one now and then under load); segments can also arrive out of order.
+    A gap the capture missed stays a gap: the stream is then shorter than what was sent, which
+    is what a test should see.
+    """
+    data = [p for p in segments if p.payload]
+    if not data:
+        return b""
+    offset = _offset_from(data[0].seq)
+    out = bytearray()
+    end: int | None = None
+    for p in sorted(data, key=offset):
+        at = offset(p)
+        if end is None or at > end:
+            end = at  # the first segment, or one after a gap the capture missed
+        fresh = p.payload[end - at :]
+        out += fresh
+        end += len(fresh)
+    return bytes(out)
+
+
+def new_bytes(segments: list[Packet]) -> Iterator[tuple[int, bytes]]:
+    """In capture order, each data segment's index in ``segments`` and the bytes it adds to the
+    stream (none for a copy of bytes already seen). Stops before a segment that starts past the
+    end of what was seen: out of order, or after bytes the capture missed."""
+    end: int | None = None
+    offset = _offset_from(0)
+    for index, p in enumerate(segments):
+        if not p.payload:
+            continue
+        if end is None:
+            offset = _offset_from(p.seq)
+            end = 0
+        at = offset(p)
+        if at > end:
+            return
+        fresh = p.payload[end - at :]
+        end += len(fresh)
+        yield index, fresh
 
 
 def conversations(packets: list[Packet]) -> list[Conversation]:

@@ -112,16 +112,17 @@ def first_bytes(payload: bytes) -> str:
 
 def _decode_messages(packets: list[Packet]) -> dict[int, list[Message]]:
     """Framed messages in one direction's packets: {index in ``packets``: messages completed by
-    that packet}. Stops at the first thing that is not a frame (an echo's random bytes)."""
+    that packet}. A resent segment's bytes are read once; stops at the first thing that is not a
+    frame (an echo's random bytes) and at a segment out of order."""
     decoder = framing.MessageDecoder()
     stream = bytearray()  # what the messages' length prefixes are read from, kept bounded
     start = 0  # where the next message begins in the stream
     found: dict[int, list[Message]] = {}
-    for index, p in enumerate(packets):
-        if not p.payload:
+    for index, fresh in capture.new_bytes(packets):
+        if not fresh:
             continue
-        decoder.feed(p.payload)
-        stream += p.payload
+        decoder.feed(fresh)
+        stream += fresh
         try:
             for message in decoder.messages():
                 (length,) = struct.unpack_from(">H", stream, start)

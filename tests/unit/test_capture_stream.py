@@ -1,0 +1,89 @@
+"""How a capture's TCP segments become the stream a side sent: each byte once, in sequence order,
+whatever the network did to the segments on the way (the cluster's overlay resends some)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import pytest
+from lab import framing
+from labstack import capture
+from labtools import ladder
+
+CLIENT, SERVER = ("10.0.0.2", 40000), ("10.0.0.3", 7)
+
+
+def segments(data: bytes, isn: int, size: int) -> list[capture.Packet]:
+    return [
+        capture.Packet(
+            time=float(i),
+            proto="tcp",
+            src=CLIENT[0],
+            dst=SERVER[0],
+            sport=CLIENT[1],
+            dport=SERVER[1],
+            payload=data[i : i + size],
+            flags="PA",
+            seq=(isn + i) % (1 << 32),
+        )
+        for i in range(0, len(data), size)
+    ]
+
+
+DATA = os.urandom(10_000)
+
+
+def test_in_order_segments_are_joined() -> None:
+    assert capture.stream(segments(DATA, 1000, 1448)) == DATA
+
+
+def test_a_resent_segment_counts_once() -> None:
+    sent = segments(DATA, 1000, 1448)
+    resent = [*sent[:3], sent[1], *sent[3:]]  # the second segment seen twice
+    assert sum(len(p.payload) for p in resent) == len(DATA) + 1448
+    assert capture.stream(resent) == DATA
+
+
+def test_a_resend_that_splits_differently_and_out_of_order_segments() -> None:
+    sent = segments(DATA, 1000, 1000)
+    # a retransmission that covers the end of one segment and the start of the next
+    overlap = replace(sent[2], payload=DATA[2500:3500], seq=3500)
+    shuffled = [sent[0], sent[3], sent[1], overlap, sent[2], *sent[4:]]
+    assert capture.stream(shuffled) == DATA
+
+
+@pytest.mark.parametrize("isn", [(1 << 32) - 3000, (1 << 32) - 1])
+def test_the_sequence_space_wraps(isn: int) -> None:
+    sent = segments(DATA, isn, 1448)
+    assert any(p.seq < isn for p in sent)  # the test does wrap
+    assert capture.stream(sent[::-1]) == DATA
+
+
+def test_a_segment_the_capture_missed_leaves_the_stream_short() -> None:
+    sent = segments(DATA, 1000, 1000)
+    assert capture.stream(sent[:4] + sent[5:]) == DATA[:4000] + DATA[5000:]
+
+
+def test_the_conversation_reads_tcp_by_sequence_and_udp_in_order() -> None:
+    sent = segments(DATA, 1000, 1448)
+    tcp = capture.Conversation("tcp", CLIENT, SERVER, sent + sent[2:4])
+    assert tcp.payload("client") == DATA and tcp.payload("server") == b""
+    datagrams = [replace(p, proto="udp", seq=0) for p in sent[:2]]
+    udp = capture.Conversation("udp", CLIENT, SERVER, datagrams * 2)
+    assert udp.payload("client") == DATA[:2896] * 2
+
+
+def test_new_bytes_gives_each_byte_once_in_capture_order_and_stops_at_a_gap() -> None:
+    sent = segments(DATA, 1000, 1000)
+    seen = [sent[0], sent[1], sent[1], sent[2], sent[4], sent[3]]
+    added = list(capture.new_bytes(seen))
+    assert added == [(0, DATA[:1000]), (1, DATA[1000:2000]), (2, b""), (3, DATA[2000:3000])]
+
+
+def test_the_ladder_decodes_a_resent_request_once() -> None:
+    wire = b"".join(framing.encode_json({"action": "search", "value": str(i)}) for i in range(3))
+    sent = segments(wire, 5000, 40)
+    # the third segment resent after the fourth had gone out
+    messages = ladder._decode_messages([*sent[:4], sent[2], *sent[4:]])
+    assert sum(len(found) for found in messages.values()) == 3
