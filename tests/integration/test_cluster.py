@@ -21,7 +21,7 @@ import pytest
 from labsoak import checker
 from labsoak.cluster import soak_cluster
 from labstack import ROOT, capture
-from labstack.cluster import OVERLAY, STACK, Cluster
+from labstack.cluster import OVERLAY, STACK, Cluster, cgroup_parents
 from labstack.stack import NotYet, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -453,3 +453,10 @@ def test_swarm_up_and_down_on_an_engine_without_a_swarm(tmp_path: Path) -> None:
         assert "left swarm mode" in down.stdout
         assert engine.api.info()["Swarm"]["LocalNodeState"] == "inactive"
         assert not engine.api.networks.list(names=[OVERLAY])
+        made = cgroup_parents(["solo"])
+        driver = solo.docker.info().get("CgroupDriver")
+    # Nothing left on the machine: the engine makes the node's cgroup parents (with its cgroupfs
+    # driver, under /sys/fs/cgroup) and never removes them; Cluster.stop() does.
+    if driver == "cgroupfs":
+        assert made, "the node ran under no cgroup parent of its own"
+    assert cgroup_parents(["solo"]) == []

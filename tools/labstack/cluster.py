@@ -56,6 +56,40 @@ HEARTBEAT_NS = 1_000_000_000
 # Where tcpdump writes inside a node (the node's own tmpfs).
 NODE_CAPTURE, NODE_CAPTURE_LOG = "/tmp/capture.pcap", "/tmp/capture.log"  # noqa: S108
 
+# Where the machine's cgroups are (v1: one hierarchy per controller below it; v2: one).
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_parent(node: str) -> str:
+    return f"sockets-lab-cluster-{node}"
+
+
+def cgroup_parents(nodes: list[str], root: Path = CGROUP_ROOT) -> list[Path]:
+    """The cgroup parents of these nodes that exist, in every hierarchy: the engine makes them
+    when a node starts and never removes them."""
+    v1 = not (root / "cgroup.controllers").exists()
+    found = []
+    for node in nodes:
+        name = cgroup_parent(node)
+        found += sorted(root.glob(f"*/{name}")) if v1 else [root / name]
+    return [path for path in found if path.is_dir()]
+
+
+def remove_cgroup_parents(nodes: list[str], root: Path = CGROUP_ROOT) -> list[str]:
+    """Remove the nodes' cgroup parents once their containers are gone; one still in use (a
+    cgroup below it, another cluster with a node of that name) or not ours to remove (a
+    rootless engine) stays. Returns those that stayed."""
+    left = []
+    for path in cgroup_parents(nodes, root):
+        try:
+            path.rmdir()
+        except FileNotFoundError:
+            pass  # the same hierarchy under two names (cpu and cpuacct, say): gone already
+        except OSError as exc:
+            left.append(f"{path} ({exc.strerror})")
+    return left
+
+
 # How a node may run, most privileged first: `--privileged` where the engine allows it; where it
 # does not (an engine without CAP_SYS_RESOURCE cannot grant it: "unable to apply caps"), every
 # capability but that one, with the confinement a dockerd needs lifted one by one.
@@ -225,8 +259,12 @@ class Cluster(Lifecycle):
             self.say(f"cluster: {node.name} stopped in {time.monotonic() - began:.1f}s")
 
         self.on_every_node(stop)
+        names = list(self.nodes)
         self.nodes.clear()
         self.sweep()
+        left = remove_cgroup_parents(names)
+        if left:
+            self.say(f"cluster: cgroup parents still in use, left as they are: {', '.join(left)}")
         if self._socket_root is not None:
             shutil.rmtree(self._socket_root, ignore_errors=True)
 
@@ -312,7 +350,7 @@ class Cluster(Lifecycle):
             },
             # A cgroup parent of its own per node: each dockerd manages its containers' cgroups
             # in the machine's hierarchy (mounted read-write) without meeting the others'.
-            host={"cgroup_parent": f"sockets-lab-cluster-{name}", "network_mode": network},
+            host={"cgroup_parent": cgroup_parent(name), "network_mode": network},
         )
         self.docker.api.start(container_id)
         return Node(name, self.docker.containers.get(container_id), socket_dir)
