@@ -237,12 +237,12 @@ def stream(segments: list[Packet]) -> bytes:
     if not data:
         return b""
     offset = _offset_from(data[0].seq)
+    ordered = sorted(data, key=offset)
     out = bytearray()
-    end: int | None = None
-    for p in sorted(data, key=offset):
+    end = offset(ordered[0])
+    for p in ordered:
         at = offset(p)
-        if end is None or at > end:
-            end = at  # the first segment, or one after a gap the capture missed
+        end = max(end, at)  # past a gap the capture missed, the gap stays one
         fresh = p.payload[end - at :]
         out += fresh
         end += len(fresh)
@@ -253,14 +253,12 @@ def new_bytes(segments: list[Packet]) -> Iterator[tuple[int, bytes]]:
     """In capture order, each data segment's index in ``segments`` and the bytes it adds to the
     stream (none for a copy of bytes already seen). Stops before a segment that starts past the
     end of what was seen: out of order, or after bytes the capture missed."""
-    end: int | None = None
-    offset = _offset_from(0)
-    for index, p in enumerate(segments):
-        if not p.payload:
-            continue
-        if end is None:
-            offset = _offset_from(p.seq)
-            end = 0
+    data = [(index, p) for index, p in enumerate(segments) if p.payload]
+    if not data:
+        return
+    offset = _offset_from(data[0][1].seq)
+    end = 0
+    for index, p in data:
         at = offset(p)
         if at > end:
             return

@@ -68,11 +68,13 @@ def cgroup_parents(nodes: list[str], root: Path = CGROUP_ROOT) -> list[Path]:
     """The cgroup parents of these nodes that exist, in every hierarchy: the engine makes them
     when a node starts and never removes them."""
     v1 = not (root / "cgroup.controllers").exists()
-    found = []
+    found: dict[Path, Path] = {}  # one path per directory: cpu and cpuacct may be one hierarchy
     for node in nodes:
         name = cgroup_parent(node)
-        found += sorted(root.glob(f"*/{name}")) if v1 else [root / name]
-    return [path for path in found if path.is_dir()]
+        for path in sorted(root.glob(f"*/{name}")) if v1 else [root / name]:
+            if path.is_dir():
+                found.setdefault(path.resolve(), path)
+    return list(found.values())
 
 
 def remove_cgroup_parents(nodes: list[str], root: Path = CGROUP_ROOT) -> list[str]:
@@ -84,7 +86,7 @@ def remove_cgroup_parents(nodes: list[str], root: Path = CGROUP_ROOT) -> list[st
         try:
             path.rmdir()
         except FileNotFoundError:
-            pass  # the same hierarchy under two names (cpu and cpuacct, say): gone already
+            pass  # removed meanwhile (another cluster stopping)
         except OSError as exc:
             left.append(f"{path} ({exc.strerror})")
     return left
