@@ -127,3 +127,30 @@ def test_base_image_root_directory_is_0755(stack: ComposeStack) -> None:
     server = stack.container("server")
     code, out = server.exec_run(["stat", "-c", "%a", "/", "/usr", "/usr/bin/python3"])
     assert code == 0 and out.split()[:2] == [b"755", b"755"], out
+
+
+STDLIB_COMPILED = """
+import pathlib, sysconfig
+from importlib.util import cache_from_source
+stdlib = pathlib.Path(sysconfig.get_path("stdlib"))
+sources = [p for p in stdlib.rglob("*.py") if "site-packages" not in p.parts]
+missing = [str(p) for p in sources if not pathlib.Path(cache_from_source(str(p))).exists()]
+print(len(sources), len(missing), *missing[:5])
+"""
+
+
+@pytest.mark.parametrize("image", ["server", "client", "tools"])
+def test_the_standard_library_is_byte_compiled_in_the_image(
+    stack: ComposeStack, image: str
+) -> None:
+    """The root is read-only and bytecode is never written at run time, so a .pyc missing from
+    the image is compiled again at every start: each client run, each health check."""
+    output = stack.run_helper(
+        image,
+        ["-c", STDLIB_COMPILED],
+        "listing the standard library's bytecode",
+        entrypoint=["python3"],
+        network_mode="none",
+    )
+    sources, missing, *names = output.split()
+    assert int(sources) > 400 and int(missing) == 0, (sources, missing, names)
