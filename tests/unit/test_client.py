@@ -148,6 +148,48 @@ def test_repeat_with_interval_spaces_the_exchanges(local_server, capsys) -> None
     assert took >= 0.9  # three pauses between four exchanges
 
 
+def _interrupt_at_pause(monkeypatch, pause: int) -> None:
+    """Ctrl-C arrives during the ``pause``-th wait between exchanges (1 is the first)."""
+    pauses = []
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == pause:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.time, "sleep", sleep)
+
+
+@pytest.mark.parametrize("json_output", [True, False])
+def test_ctrl_c_during_a_repeat_prints_what_was_checked_and_exits_130(
+    local_server, capsys, monkeypatch, json_output: bool
+) -> None:
+    _interrupt_at_pause(monkeypatch, 3)  # after the third exchange
+    port = str(local_server.ports["tcp-echo"])
+    args = ["echo", "--host", "127.0.0.1", "--port", port, "--repeat", "100", "--interval", "1"]
+    assert cli.main(args + (["--json"] if json_output else [])) == 130
+    out = capsys.readouterr().out
+    if json_output:
+        result = json_line(out)
+        assert result["interrupted"] is True and result["all_ok"] is True
+        assert (result["completed"], result["repeats"]) == (3, 100)
+    else:
+        assert "echo x100: stopped (Ctrl-C) after 3, all checked" in out
+
+
+def test_ctrl_c_before_any_exchange_completed_has_nothing_to_report(
+    local_server, capsys, monkeypatch
+) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "retry_exchange", interrupted)
+    port = str(local_server.ports["tcp-echo"])
+    args = ["echo", "--host", "127.0.0.1", "--port", port, "--repeat", "5", "--json"]
+    assert cli.main(args) == 130
+    assert capsys.readouterr().out == ""
+
+
 @pytest.mark.parametrize(
     "command",
     [

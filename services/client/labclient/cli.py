@@ -322,7 +322,8 @@ def build_parser(cfg: ClientConfig, ports: dict[str, int]) -> argparse.ArgumentP
                 type=positive_int,
                 default=1,
                 metavar="N",
-                help="do the whole exchange N times, each checked (%(default)s)",
+                help="do the whole exchange N times, each checked; Ctrl-C ends the run with "
+                "the summary of those completed, exit 130 (%(default)s)",
             )
             p.add_argument(
                 "--interval",
@@ -351,16 +352,28 @@ def run_command(args: argparse.Namespace) -> Result:
 
 
 def repeat(args: argparse.Namespace, exchange: Callable[[], Result]) -> Result:
-    """``--repeat N`` times ``exchange`` (each retried per ``--retries``); one summary."""
+    """``--repeat N`` times ``exchange`` (each retried per ``--retries``); one summary. Ctrl-C
+    (SIGINT) after at least one exchange ends the run (the exchange under way is dropped) with
+    the summary of those completed, marked ``interrupted`` (exit 130): what was checked is not
+    lost."""
     results = []
-    for i in range(args.repeat):
-        if i and args.interval > 0:
-            time.sleep(args.interval)
-        results.append(
-            retry_exchange(
-                f"{args.command} {i + 1} of {args.repeat}", exchange, args.retries, args.deadline
+    interrupted = False
+    try:
+        for i in range(args.repeat):
+            if i and args.interval > 0:
+                time.sleep(args.interval)
+            results.append(
+                retry_exchange(
+                    f"{args.command} {i + 1} of {args.repeat}",
+                    exchange,
+                    args.retries,
+                    args.deadline,
+                )
             )
-        )
+    except KeyboardInterrupt:
+        if args.repeat == 1 or not results:
+            raise
+        interrupted = True
     if args.repeat == 1:
         return results[0]
     last = results[-1]
@@ -374,6 +387,7 @@ def repeat(args: argparse.Namespace, exchange: Callable[[], Result]) -> Result:
         retried=sum(getattr(r, "retries", 0) for r in results),
         all_ok=True,
         last=last,
+        interrupted=interrupted,
     )
 
 
@@ -418,4 +432,4 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"ok": True, **result.to_json()}))
     elif args.command != "demo":
         print(result.summary())
-    return 0
+    return EXIT_INTERRUPTED if getattr(result, "interrupted", False) else 0

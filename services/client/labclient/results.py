@@ -246,13 +246,19 @@ class RepeatResult(Result):
     retried: int
     all_ok: bool
     last: Result
+    interrupted: bool = False  # Ctrl-C: completed < repeats, every completed one checked
 
     def to_json(self) -> dict[str, Any]:
         return {**super().to_json(), "command": self.repeated}
 
     def summary(self) -> str:
+        done = (
+            f"stopped (Ctrl-C) after {self.completed}, all checked"
+            if self.interrupted
+            else f"all {self.completed} exchanges checked"
+        )
         return (
-            f"{self.repeated} x{self.repeats}: all {self.completed} exchanges checked "
+            f"{self.repeated} x{self.repeats}: {done} "
             f"({self.retried} needed a retry); last: {self.last.summary()}"
         )
 
