@@ -67,33 +67,38 @@ $(VENV)/.installed: requirements-dev.txt pyproject.toml
 
 deps: $(VENV)/.installed ## the pinned Python packages and the project's own (editable), in .venv
 
-# Three parts: the unit tests on every core (in-process servers, loopback; UNIT_WORKERS=0:
-# serially); then the integration suite serially (on a 2-core machine, stacks in parallel
-# starve each other's health checks: 4 workers failed, measured) and, beside it, the
-# conformance kit's tests, CHECK_WORKERS at a time (each grades a program in its own
-# containers and mostly waits on the program's timeouts: beside the integration suite they
-# cost it about a minute and save the kit's 3 to 4; CHECK_ALONGSIDE=0 runs them after it, their
-# output as it comes). INTEGRATION_WORKERS=N spreads the integration suite on a bigger machine
-# (a module's tests stay together: see its conftest). JUNIT_DIR=dir writes dir/unit.xml,
-# dir/integration.xml and dir/check.xml. Every part runs even if one before failed (Ctrl-C
-# stops them all); the status is the first failure's.
+# Five parts. The unit tests on every core (in-process servers, loopback; UNIT_WORKERS=0:
+# serially). Then, side by side (ALONGSIDE=1, the default), three parts that each use about one
+# core of a 2-core machine and mostly wait: the integration suite serially (stacks in parallel
+# starve each other's health checks: 4 workers failed, measured), the cluster's tests (Docker
+# hosts in containers, their own engines) and the conformance kit's tests, CHECK_WORKERS at a
+# time (each grades a program in its own containers and mostly waits on its timeouts); the
+# cluster's and the kit's output follows the integration suite's. Last, alone, the tests marked
+# `alone`: they time how long a bystander waits while an attack runs, which nothing else on the
+# machine may skew. ALONGSIDE=0 runs the middle three one after another. INTEGRATION_WORKERS=N
+# spreads the integration suite on a bigger machine (a module's tests stay together: see its
+# conftest). JUNIT_DIR=dir writes dir/<part>.xml. Every part runs even if one before failed
+# (Ctrl-C stops them all); the status is the first failure's.
 UNIT_WORKERS ?= auto
 INTEGRATION_WORKERS ?= 0
 CHECK_WORKERS ?= 2
-CHECK_ALONGSIDE ?= 1
+ALONGSIDE ?= 1
 PYTEST = $(VENV)/bin/pytest
 workers = $(if $(filter 0 1,$(1)),,-n $(1) $(2))
 junit = $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/$(1).xml)
+and = $(if $(1), and ($(1)))
 define run_suite
-	@status=0; log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	@status=0; logs=$$(mktemp -d); trap 'rm -rf "$$logs"' EXIT; \
 	part() { \
 	  case $$1 in \
 	    unit) args="$(call workers,$(UNIT_WORKERS)) $(call junit,unit) tests/unit" \
 	          mark="$(1)";; \
 	    integration) args="$(call workers,$(INTEGRATION_WORKERS),--dist loadgroup) $(call junit,integration) tests/integration" \
-	          mark="not check$(if $(1), and ($(1)))";; \
+	          mark="not check and not cluster and not alone$(call and,$(1))";; \
+	    cluster) args="$(call junit,cluster) tests/integration" mark="cluster$(call and,$(1))";; \
 	    check) args="$(call workers,$(CHECK_WORKERS)) $(call junit,check) tests/integration" \
-	          mark="check$(if $(1), and ($(1)))";; \
+	          mark="check$(call and,$(1))";; \
+	    alone) args="$(call junit,alone) tests/integration" mark="alone$(call and,$(1))";; \
 	  esac; \
 	  code=0; $(PYTEST) $$args $${mark:+-m "$$mark"} $(PYTEST_ARGS) || code=$$?; \
 	  echo "make: $$1 tests: exit $$code"; return $$code; \
@@ -103,20 +108,25 @@ define run_suite
 	  if [ $$1 != 0 ] && [ $$1 != 5 ] && [ $$status = 0 ]; then status=$$1; fi; \
 	}; \
 	code=0; part unit || code=$$?; judge $$code; \
-	if [ "$(CHECK_ALONGSIDE)" = 1 ]; then \
-	  echo "make: the kit's tests run beside the integration suite; their output follows it"; \
-	  part check > "$$log" 2>&1 & kit=$$!; \
+	if [ "$(ALONGSIDE)" = 1 ]; then \
+	  echo "make: the cluster's and the kit's tests run beside the integration suite; their output follows it"; \
+	  part cluster > "$$logs/cluster" 2>&1 & cluster=$$!; \
+	  part check > "$$logs/check" 2>&1 & kit=$$!; \
 	  code=0; part integration || code=$$?; \
-	  kit_code=0; wait $$kit || kit_code=$$?; cat "$$log"; \
-	  judge $$code; judge $$kit_code; \
+	  cluster_code=0; wait $$cluster || cluster_code=$$?; cat "$$logs/cluster"; \
+	  kit_code=0; wait $$kit || kit_code=$$?; cat "$$logs/check"; \
+	  judge $$code; judge $$cluster_code; judge $$kit_code; \
 	else \
-	  code=0; part integration || code=$$?; judge $$code; \
-	  code=0; part check || code=$$?; judge $$code; \
+	  for serial in integration cluster check; do \
+	    code=0; part $$serial || code=$$?; judge $$code; \
+	  done; \
 	fi; \
+	echo "make: the tests marked alone run now, with nothing beside them"; \
+	code=0; part alone || code=$$?; judge $$code; \
 	exit $$status
 endef
 
-test: build deps browser ## unit tests, the integration suite against fresh stacks, the kit's tests (leaves nothing behind)
+test: build deps browser ## unit tests, the integration suite against fresh stacks, the cluster's and the kit's tests (leaves nothing behind)
 	$(call run_suite,)
 
 test-quick: build deps browser ## the same without the slow groups

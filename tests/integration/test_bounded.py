@@ -23,7 +23,9 @@ from lab import registry
 from labstack import ComposeStack, NotYet, wait_for
 from labstack.stack import event_matches
 
-pytestmark = pytest.mark.slow
+# Bystanders' waits are timed here: make test runs this module alone (marker `alone`), as CPU
+# taken by other groups would be counted against the server.
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 HOSTILE_SOURCE = Path(hostile_peers.__file__).read_text()
 ATTACK_S = 6

@@ -20,7 +20,9 @@ from labserver.loop import HEALTH_SLOTS
 from labstack import ComposeStack, NotYet, wait_for
 from serverlog import wait_for_warnings
 
-pytestmark = pytest.mark.slow
+# Bystanders' waits are timed here: make test runs this module alone (marker `alone`), as CPU
+# taken by other groups would be counted against the server.
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 APP, ECHO = registry.default_port("app"), registry.default_port("tcp-echo")
 HOSTILE_SOURCE = Path(hostile_peers.__file__).read_text()

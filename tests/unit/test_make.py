@@ -3,14 +3,22 @@ needs."""
 
 from __future__ import annotations
 
+import re
 import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from labstack import ROOT
 
 
-def dry_run(target: str) -> str:
+def dry_run(target: str, *variables: str) -> str:
     proc = subprocess.run(
-        ["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+        ["make", "-n", target, *variables],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
     return proc.stdout
 
@@ -27,18 +35,46 @@ def test_make_build_builds_the_tools_image_too() -> None:
     assert "fetch-wheels" in commands and "--profile tools build --quiet tools" in commands
 
 
-def test_make_test_runs_the_kits_tests_beside_the_integration_suite() -> None:
-    """docs/testing.md: the kit's tests in the background while the integration suite runs, their
-    output after it; CHECK_ALONGSIDE=0 runs them after it."""
-    commands = dry_run("test")
-    assert 'part check > "$log" 2>&1 & kit=$!' in commands, commands
-    assert 'if [ "1" = 1 ]' in commands and 'wait $kit || kit_code=$?; cat "$log"' in commands
-    after = subprocess.run(
-        ["make", "-n", "test", "CHECK_ALONGSIDE=0"],
+def collected(mark: str | None) -> set[str]:
+    """The integration tests that ``-m mark`` selects (collected only, nothing run)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
+        + (["-m", mark] if mark else [])
+        + ["tests/integration"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    assert 'if [ "0" = 1 ]' in after
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode in (0, 5), proc.stdout + proc.stderr
+    return {line for line in proc.stdout.splitlines() if "::" in line}
+
+
+def test_make_test_runs_every_integration_test_in_exactly_one_part() -> None:
+    """docs/testing.md: the parts of `make test` (marker expressions read from `make -n`)
+    divide the integration suite between them: nothing dropped, nothing run twice."""
+    commands = dry_run("test")
+    marks = dict(re.findall(r'(\w+)\) args="[^"]*tests/integration" +mark="([^"]*)"', commands))
+    assert sorted(marks) == ["alone", "check", "cluster", "integration"], commands
+    with ThreadPoolExecutor() as pool:
+        everything = pool.submit(collected, None)
+        parts = dict(zip(marks, pool.map(collected, marks.values()), strict=True))
+    assert all(parts.values()), parts  # each part has tests
+    assert sum(len(tests) for tests in parts.values()) == len(everything.result()) > 100
+    assert set().union(*parts.values()) == everything.result()
+
+
+def test_make_test_runs_the_cluster_and_the_kit_beside_the_integration_suite() -> None:
+    """docs/testing.md: the cluster's and the kit's tests in the background while the
+    integration suite runs, their output after it, the tests marked alone last;
+    ALONGSIDE=0 runs the middle three one after another."""
+    commands = dry_run("test")
+    beside = (
+        'part cluster > "$logs/cluster" 2>&1 & cluster=$!',
+        'part check > "$logs/check" 2>&1 & kit=$!',
+    )
+    assert all(command in commands for command in beside), commands
+    assert commands.index("part integration") < commands.index("part alone"), commands
+    assert 'if [ "1" = 1 ]' in commands
+    assert 'if [ "0" = 1 ]' in dry_run("test", "ALONGSIDE=0")
