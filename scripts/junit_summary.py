@@ -15,7 +15,7 @@ MESSAGE_LINES = 12  # of each failure's text, on the page (the whole text is in 
 
 
 def summarise(*reports: Path) -> str:
-    """The reports (pytest --junitxml files: make test writes unit.xml and integration.xml)
+    """The reports (pytest --junitxml files: make test writes one per part, unit.xml to alone.xml)
     summed up as one page."""
     found = [report for report in reports if report.exists()]
     if not found:
