@@ -11,10 +11,9 @@ from labstack import ComposeStack, capture
 
 @pytest.fixture(scope="module")
 def demo_on_the_wire(stack: ComposeStack) -> tuple[dict, list[capture.Conversation]]:
-    with stack.capture() as captured:
-        result = stack.run_client("demo")
+    result, pcap = stack.demo_on_the_wire()
     assert result.exit_code == 0, result
-    return result.data, capture.conversations(capture.read(captured["pcap"]))
+    return result.data, capture.conversations(capture.read(pcap))
 
 
 @pytest.mark.parametrize("family", [4, 6])

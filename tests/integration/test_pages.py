@@ -35,10 +35,9 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def demo_capture(stack: ComposeStack) -> tuple[bytes, dict[str, str]]:
-    with stack.capture() as captured:
-        result = stack.run_client("demo")
+    result, pcap = stack.demo_on_the_wire()
     assert result.exit_code == 0, result
-    return captured["pcap"], host_names(stack)
+    return pcap, host_names(stack)
 
 
 def _frames(pcap: bytes) -> int:

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from lab import framing
 from labstack import capture
+from labstack.clients import LiveCapture
+from labstack.stack import StackError
 from labtools import ladder
 
 CLIENT, SERVER = ("10.0.0.2", 40000), ("10.0.0.3", 7)
@@ -87,3 +90,74 @@ def test_the_ladder_decodes_a_resent_request_once() -> None:
     # the third segment resent after the fourth had gone out
     messages = ladder._decode_messages([*sent[:4], sent[2], *sent[4:]])
     assert sum(len(found) for found in messages.values()) == 3
+
+
+# -- a capture that holds a client's exchanges whole ------------------------------------------
+def packet(
+    src: tuple[str, int], dst: tuple[str, int], flags: str, proto: str = "tcp"
+) -> capture.Packet:
+    return capture.Packet(0.0, proto, src[0], dst[0], src[1], dst[1], b"", flags=flags)
+
+
+def tcp_connection(client: tuple[str, int], fins: str = "client,server") -> list[capture.Packet]:
+    packets = [
+        packet(client, SERVER, "S"),
+        packet(SERVER, client, "SA"),
+        packet(client, SERVER, "A"),
+    ]
+    for side in fins.split(","):
+        packets.append(
+            packet(client, SERVER, "FA") if side == "client" else packet(SERVER, client, "FA")
+        )
+    return packets
+
+
+def udp_flow(client: tuple[str, int], out: int, back: int) -> list[capture.Packet]:
+    return [packet(client, SERVER, "", "udp")] * out + [packet(SERVER, client, "", "udp")] * back
+
+
+REPORTED = [{"local_ip": CLIENT[0], "local_port": port} for port in (40000, 40001, 40002)]
+
+
+def reported_exchanges(
+    last: bool = True, last_fins: str = "client,server", back: int = 3
+) -> list[capture.Packet]:
+    """A TCP connection, a UDP flow of 3 datagrams, and a last TCP connection, as captured."""
+    packets = [*tcp_connection((CLIENT[0], 40000)), *udp_flow((CLIENT[0], 40001), 3, back)]
+    return packets + (tcp_connection((CLIENT[0], 40002), last_fins) if last else [])
+
+
+@pytest.mark.parametrize(
+    ("captured", "whole"),
+    [
+        ({}, True),
+        ({"last": False}, False),  # the last connection not read yet
+        ({"last_fins": "client"}, False),  # its server's FIN not read yet
+        ({"back": 2}, False),  # a datagram back not read yet
+    ],
+    ids=["whole", "a connection missing", "a FIN missing", "a datagram missing"],
+)
+def test_a_capture_holds_the_exchanges_a_client_reported_only_when_whole(
+    captured: dict[str, Any], whole: bool
+) -> None:
+    convs = capture.conversations(reported_exchanges(**captured))
+    assert capture.holds_exchanges(convs, REPORTED) is whole
+
+
+class FakeCapture(LiveCapture):
+    """A LiveCapture whose tcpdump has written more at each look (no Docker)."""
+
+    def __init__(self, looks: list[bytes]) -> None:
+        super().__init__(helper=None)
+        self.looks = looks
+
+    def so_far(self) -> bytes:
+        return self.looks.pop(0) if len(self.looks) > 1 else self.looks[0]
+
+
+def test_waiting_on_a_live_capture_reads_it_until_it_holds_what_is_asked() -> None:
+    capture_ = FakeCapture([b"", b"not yet", b"there"])
+    capture_.wait_until("'there'", lambda pcap: pcap == b"there", within_s=5)
+    assert capture_.looks == [b"there"]
+    with pytest.raises(StackError, match="the capture to show 'never'"):
+        FakeCapture([b"there"]).wait_until("'never'", lambda pcap: False, within_s=0.5)

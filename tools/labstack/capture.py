@@ -12,10 +12,12 @@ import io
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import dpkt
 
 VXLAN_PORT = 4789
+SIDES = ("client", "server")
 VXLAN_HEADER = 8
 TCP_FLAGS = (
     (dpkt.tcp.TH_SYN, "S"),
@@ -265,6 +267,23 @@ def new_bytes(segments: list[Packet]) -> Iterator[tuple[int, bytes]]:
         fresh = p.payload[end - at :]
         end += len(fresh)
         yield index, fresh
+
+
+def holds_exchanges(convs: list[Conversation], exchanges: list[dict[str, Any]]) -> bool:
+    """Do a capture's conversations hold, whole, each exchange a client reported (its JSON
+    lines' endpoints: ``local_ip``, ``local_port``)? A TCP connection whole is closed both ways
+    (a FIN from each side); a UDP flow, a datagram back for each one out."""
+    seen = {conv.client: conv for conv in convs}
+    for exchange in exchanges:
+        conv = seen.get((exchange["local_ip"], exchange["local_port"]))
+        if conv is None:
+            return False
+        if conv.proto == "tcp":
+            if not all(any("F" in p.flags for p in conv.sent_by(side)) for side in SIDES):
+                return False
+        elif len(conv.sent_by("server")) < len(conv.sent_by("client")):
+            return False
+    return True
 
 
 def conversations(packets: list[Packet]) -> list[Conversation]:

@@ -15,9 +15,11 @@ from typing import Any
 
 import docker
 import docker.types
+import dpkt
 import jsonschema
 from docker.models.containers import Container
 
+from .capture import conversations, holds_exchanges, read
 from .lifecycle import tcpdump_command
 from .stack import ROOT, NotYet, Stack, StackError, wait_for
 
@@ -108,7 +110,7 @@ def capture_in(
     labels: dict[str, str],
     bpf: str = "tcp or udp",
     interface: str = "eth0",
-) -> Iterator[dict[str, bytes]]:
+) -> Iterator[LiveCapture]:
     """tcpdump in ``target``'s network namespace while the block runs (a tools-image helper
     joined to it, labelled ``labels``); the pcap is in the yielded dict's "pcap" afterwards.
     tcpdump runs as root with CAP_NET_RAW, plus CAP_SETUID/SETGID for its own privilege drop
@@ -124,7 +126,7 @@ def capture_in(
         security_opt=["no-new-privileges:true"],
         labels=labels,
     )
-    result: dict[str, bytes] = {}
+    result = LiveCapture(helper)
     try:
 
         def listening() -> None:
@@ -141,13 +143,41 @@ def capture_in(
             raise StackError(f"tcpdump stopped early: {helper.logs().decode()[-1000:]}")
         helper.kill(signal="SIGINT")
         helper.wait(timeout=15)
-        stream, _ = helper.get_archive(CAPTURE_FILE)
+        result["pcap"] = result.so_far()
+    finally:
+        helper.remove(force=True)
+
+
+class LiveCapture(dict[str, bytes]):
+    """What ``capture_in`` yields: "pcap" holds the capture once the block has ended. Inside
+    the block, ``wait_until`` waits for what tcpdump has written so far to hold something: on a
+    busy machine tcpdump lags behind the traffic, and what it has not read when it is stopped
+    is lost (a whole last connection was, once)."""
+
+    def __init__(self, helper: Container) -> None:
+        super().__init__()
+        self.helper = helper
+
+    def so_far(self) -> bytes:
+        stream, _ = self.helper.get_archive(CAPTURE_FILE)
         with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
             member = tar.extractfile(tar.getmembers()[0])
             assert member is not None, "the capture is a file"
-            result["pcap"] = member.read()
-    finally:
-        helper.remove(force=True)
+            return member.read()
+
+    def wait_until(self, what: str, holds: Any, within_s: float = 20) -> None:
+        """Until ``holds(pcap_so_far)`` is true (a record still being written reads as not
+        yet); StackError after ``within_s``."""
+
+        def check() -> None:
+            try:
+                held = holds(self.so_far())
+            except (ValueError, dpkt.Error) as exc:  # the last record is half written
+                raise NotYet(f"the capture so far does not read yet ({exc})") from None
+            if not held:
+                raise NotYet(f"the capture does not show {what} yet")
+
+        wait_for(f"the capture to show {what}", check, within_s, every_s=0.2)
 
 
 @functools.cache
@@ -218,7 +248,7 @@ class OneOffClients(Stack):
     @contextlib.contextmanager
     def capture(
         self, service: str = "server", bpf: str = "tcp or udp", interface: str = "eth0"
-    ) -> Iterator[dict[str, bytes]]:
+    ) -> Iterator[LiveCapture]:
         """tcpdump in the service's network namespace while the block runs (``capture_in``);
         ``interface`` eth0 is the stack's network: the health check's loopback probes stay
         out."""
@@ -242,3 +272,15 @@ class OneOffClients(Stack):
         finally:
             run.container.remove(force=True)
             self._oneoffs.remove(run.container)
+
+    def demo_on_the_wire(self) -> tuple[ClientResult, bytes]:
+        """The demo under tcpdump in the server's namespace: its result and the pcap, taken once
+        the capture holds every exchange the client reported, whole (``LiveCapture``)."""
+        with self.capture() as captured:
+            result = self.run_client("demo")
+            if result.exit_code == 0:
+                captured.wait_until(
+                    "every exchange of the demo, whole",
+                    lambda pcap: holds_exchanges(conversations(read(pcap)), result.exchanges),
+                )
+        return result, captured["pcap"]
