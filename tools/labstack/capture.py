@@ -218,6 +218,11 @@ class Conversation:
                 return "client" if (p.src, p.sport) == self.client else "server"
         return None
 
+    @property
+    def closed_both_ways(self) -> bool:
+        """A FIN seen from each side."""
+        return all(any("F" in p.flags for p in self.sent_by(side)) for side in SIDES)
+
 
 def _offset_from(first: int) -> Callable[[Packet], int]:
     """A segment's sequence number relative to ``first``, modulo 2**32 and signed, so that a
@@ -278,10 +283,9 @@ def holds_exchanges(convs: list[Conversation], exchanges: list[dict[str, Any]]) 
         conv = seen.get((exchange["local_ip"], exchange["local_port"]))
         if conv is None:
             return False
-        if conv.proto == "tcp":
-            if not all(any("F" in p.flags for p in conv.sent_by(side)) for side in SIDES):
-                return False
-        elif len(conv.sent_by("server")) < len(conv.sent_by("client")):
+        if conv.proto == "tcp" and not conv.closed_both_ways:
+            return False
+        if conv.proto == "udp" and len(conv.sent_by("server")) < len(conv.sent_by("client")):
             return False
     return True
 

@@ -9,7 +9,7 @@ import io
 import json
 import subprocess
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,7 +165,7 @@ class LiveCapture(dict[str, bytes]):
             assert member is not None, "the capture is a file"
             return member.read()
 
-    def wait_until(self, what: str, holds: Any, within_s: float = 20) -> None:
+    def wait_until(self, what: str, holds: Callable[[bytes], bool], within_s: float = 20) -> None:
         """Until ``holds(pcap_so_far)`` is true (a record still being written reads as not
         yet); StackError after ``within_s``."""
 
