@@ -66,3 +66,14 @@ def test_udp_datagrams_out_and_back(demo_on_the_wire: tuple, family: int) -> Non
     assert len(out) == len(back) == 3
     assert [p.payload for p in out] == [p.payload for p in back]
     assert {len(p.payload) for p in out} == {512}
+
+
+def test_tcpdump_says_what_it_has_dropped_while_it_runs(stack: ComposeStack) -> None:
+    """A capture that lacks something says whether tcpdump lost packets: it asks tcpdump for its
+    counts (SIGUSR1), which must neither stop it nor cost what it has written."""
+    with stack.capture(bpf="udp") as captured:
+        assert stack.run_client("udp", "--count", "2").exit_code == 0
+        assert captured.dropped() is None
+        assert stack.run_client("udp", "--count", "1").exit_code == 0
+    udp = [c for c in capture.conversations(capture.read(captured["pcap"])) if c.proto == "udp"]
+    assert [len(c.sent_by("client")) for c in udp] == [2, 1]

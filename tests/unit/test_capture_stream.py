@@ -11,6 +11,7 @@ import pytest
 from lab import framing
 from labstack import capture
 from labstack.clients import LiveCapture
+from labstack.lifecycle import tcpdump_command, tcpdump_dropped
 from labstack.stack import StackError
 from labtools import ladder
 
@@ -105,7 +106,7 @@ def tcp_connection(client: tuple[str, int], fins: str = "client,server") -> list
         packet(SERVER, client, "SA"),
         packet(client, SERVER, "A"),
     ]
-    for side in fins.split(","):
+    for side in filter(None, fins.split(",")):
         packets.append(
             packet(client, SERVER, "FA") if side == "client" else packet(SERVER, client, "FA")
         )
@@ -116,7 +117,10 @@ def udp_flow(client: tuple[str, int], out: int, back: int) -> list[capture.Packe
     return [packet(client, SERVER, "", "udp")] * out + [packet(SERVER, client, "", "udp")] * back
 
 
-REPORTED = [{"local_ip": CLIENT[0], "local_port": port} for port in (40000, 40001, 40002)]
+REPORTED = [
+    {"command": command, "local_ip": CLIENT[0], "local_port": port, "peer_port": SERVER[1]}
+    for command, port in (("tcp", 40000), ("udp", 40001), ("tcp", 40002))
+]
 
 
 def reported_exchanges(
@@ -128,20 +132,36 @@ def reported_exchanges(
 
 
 @pytest.mark.parametrize(
-    ("captured", "whole"),
+    ("captured", "lacking"),
     [
-        ({}, True),
-        ({"last": False}, False),  # the last connection not read yet
-        ({"last_fins": "client"}, False),  # its server's FIN not read yet
-        ({"back": 2}, False),  # a datagram back not read yet
+        ({}, []),
+        ({"last": False}, ["tcp from 10.0.0.2:40002: not on the wire"]),
+        ({"last_fins": "client"}, ["tcp from 10.0.0.2:40002: no FIN from the server"]),
+        ({"last_fins": ""}, ["tcp from 10.0.0.2:40002: no FIN from the client or the server"]),
+        ({"back": 2}, ["udp from 10.0.0.2:40001: 3 datagrams out, 2 back"]),
     ],
-    ids=["whole", "a connection missing", "a FIN missing", "a datagram missing"],
+    ids=[
+        "whole",
+        "a connection missing",
+        "a FIN missing",
+        "both FINs missing",
+        "a datagram missing",
+    ],
 )
 def test_a_capture_holds_the_exchanges_a_client_reported_only_when_whole(
-    captured: dict[str, Any], whole: bool
+    captured: dict[str, Any], lacking: list[str]
 ) -> None:
     convs = capture.conversations(reported_exchanges(**captured))
-    assert capture.holds_exchanges(convs, REPORTED) is whole
+    assert capture.lacking_exchanges(convs, REPORTED) == lacking
+
+
+def test_an_exchange_is_matched_by_its_server_port_too() -> None:
+    """Linux may give two connections to different servers the same local port."""
+    convs = capture.conversations(tcp_connection(CLIENT, fins="client"))
+    elsewhere = {**REPORTED[0], "peer_port": SERVER[1] + 1}
+    assert capture.lacking_exchanges(convs, [elsewhere]) == [
+        "tcp from 10.0.0.2:40000: not on the wire"
+    ]
 
 
 class FakeCapture(LiveCapture):
@@ -154,10 +174,41 @@ class FakeCapture(LiveCapture):
     def so_far(self) -> bytes:
         return self.looks.pop(0) if len(self.looks) > 1 else self.looks[0]
 
+    def dropped(self) -> str | None:
+        return None
+
 
 def test_waiting_on_a_live_capture_reads_it_until_it_holds_what_is_asked() -> None:
     capture_ = FakeCapture([b"", b"not yet", b"there"])
-    capture_.wait_until("'there'", lambda pcap: pcap == b"there", within_s=5)
+    capture_.wait_until("'there'", lambda pcap: [] if pcap == b"there" else ["no"], within_s=5)
     assert capture_.looks == [b"there"]
-    with pytest.raises(StackError, match="the capture to show 'never'"):
-        FakeCapture([b"there"]).wait_until("'never'", lambda pcap: False, within_s=0.5)
+    gave_up = r"the capture to show 'never'.*lacks 2: a; b \(tcpdump dropped nothing\)"
+    with pytest.raises(StackError, match=gave_up):
+        FakeCapture([b"there"]).wait_until("'never'", lambda pcap: ["a", "b"], within_s=0.5)
+
+
+# -- what tcpdump says it lost ---------------------------------------------------------------
+STOPPED = (
+    "tcpdump: listening on eth0\n"
+    "40 packets captured\n43 packets received by filter\n{} packets dropped by kernel\n"
+)
+
+
+def test_tcpdump_saying_it_dropped_packets_is_a_capture_not_whole() -> None:
+    assert tcpdump_dropped(STOPPED.format(0)) is None
+    assert (
+        tcpdump_dropped(STOPPED.format(3)) == "tcpdump dropped 3 packets: the capture is not whole"
+    )
+    # on SIGUSR1 it prints one line, and the last counts are what it has lost so far
+    so_far = (
+        "tcpdump: 9 packets captured, 9 packets received by filter, 1 packet dropped by kernel\n"
+    )
+    assert tcpdump_dropped(STOPPED.format(0) + so_far) == (
+        "tcpdump dropped 1 packets: the capture is not whole"
+    )
+    assert "did not say" in str(tcpdump_dropped("tcpdump: listening on eth0\n"))
+
+
+def test_tcpdump_is_given_a_ring_that_holds_more_than_the_default_eight_packets() -> None:
+    command = tcpdump_command("eth0", "tcp", "capture.pcap")
+    assert int(command[command.index("-B") + 1]) >= 32 << 10  # KiB: 128 packets of 256 KiB

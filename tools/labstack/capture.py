@@ -218,10 +218,9 @@ class Conversation:
                 return "client" if (p.src, p.sport) == self.client else "server"
         return None
 
-    @property
-    def closed_both_ways(self) -> bool:
-        """A FIN seen from each side."""
-        return all(any("F" in p.flags for p in self.sent_by(side)) for side in SIDES)
+    def closed_by(self, side: str) -> bool:
+        """Has ``side`` sent a FIN?"""
+        return any("F" in p.flags for p in self.sent_by(side))
 
 
 def _offset_from(first: int) -> Callable[[Packet], int]:
@@ -274,20 +273,32 @@ def new_bytes(segments: list[Packet]) -> Iterator[tuple[int, bytes]]:
         yield index, fresh
 
 
-def holds_exchanges(convs: list[Conversation], exchanges: list[dict[str, Any]]) -> bool:
-    """Do a capture's conversations hold, whole, each exchange a client reported (its JSON
-    lines' endpoints: ``local_ip``, ``local_port``)? A TCP connection whole is closed both ways
-    (a FIN from each side); a UDP flow, a datagram back for each one out."""
-    seen = {conv.client: conv for conv in convs}
+def lacking_exchanges(convs: list[Conversation], exchanges: list[dict[str, Any]]) -> list[str]:
+    """What a capture still lacks of the exchanges a client reported (their JSON lines'
+    endpoints: ``local_ip``, ``local_port``, ``peer_port``), one line for each exchange not there
+    whole; none when it holds them all. A TCP connection whole is closed both ways (a FIN from
+    each side); a UDP flow, a datagram back for each one out."""
+    lacking = []
     for exchange in exchanges:
-        conv = seen.get((exchange["local_ip"], exchange["local_port"]))
-        if conv is None:
-            return False
-        if conv.proto == "tcp" and not conv.closed_both_ways:
-            return False
-        if conv.proto == "udp" and len(conv.sent_by("server")) < len(conv.sent_by("client")):
-            return False
-    return True
+        mine = (exchange["local_ip"], exchange["local_port"])
+        name = f"{exchange.get('command', 'exchange')} from {_endpoint(*mine)}"
+        found = [
+            conv
+            for conv in convs
+            if conv.client == mine and conv.server[1] == exchange.get("peer_port", conv.server[1])
+        ]
+        if not found:
+            lacking.append(f"{name}: not on the wire")
+            continue
+        conv = found[-1]
+        if conv.proto == "tcp":
+            unclosed = [side for side in SIDES if not conv.closed_by(side)]
+            if unclosed:
+                lacking.append(f"{name}: no FIN from the {' or the '.join(unclosed)}")
+        out, back = len(conv.sent_by("client")), len(conv.sent_by("server"))
+        if conv.proto == "udp" and back < out:
+            lacking.append(f"{name}: {out} datagrams out, {back} back")
+    return lacking
 
 
 def conversations(packets: list[Packet]) -> list[Conversation]:

@@ -19,8 +19,8 @@ import dpkt
 import jsonschema
 from docker.models.containers import Container
 
-from .capture import conversations, holds_exchanges, read
-from .lifecycle import tcpdump_command
+from .capture import conversations, lacking_exchanges, read
+from .lifecycle import tcpdump_command, tcpdump_dropped
 from .stack import ROOT, NotYet, Stack, StackError, wait_for
 
 # compose.yaml's service keys that harden a container, by the Docker SDK's name for each.
@@ -143,6 +143,8 @@ def capture_in(
             raise StackError(f"tcpdump stopped early: {helper.logs().decode()[-1000:]}")
         helper.kill(signal="SIGINT")
         helper.wait(timeout=15)
+        if lost := tcpdump_dropped(helper.logs().decode(errors="replace")):
+            raise StackError(lost)
         result["pcap"] = result.so_far()
     finally:
         helper.remove(force=True)
@@ -152,7 +154,9 @@ class LiveCapture(dict[str, bytes]):
     """What ``capture_in`` yields: "pcap" holds the capture once the block has ended. Inside
     the block, ``wait_until`` waits for what tcpdump has written so far to hold something: on a
     busy machine tcpdump lags behind the traffic, and what it has not read when it is stopped
-    is lost (a whole last connection was, once)."""
+    is lost. What the kernel dropped before tcpdump read it is lost too, and no wait brings it
+    back: ``capture_in`` fails when tcpdump says it dropped any (its ring: ``tcpdump_command``),
+    and a wait that gives up says whether it had."""
 
     def __init__(self, helper: Container) -> None:
         super().__init__()
@@ -165,19 +169,38 @@ class LiveCapture(dict[str, bytes]):
             assert member is not None, "the capture is a file"
             return member.read()
 
-    def wait_until(self, what: str, holds: Callable[[bytes], bool], within_s: float = 20) -> None:
-        """Until ``holds(pcap_so_far)`` is true (a record still being written reads as not
-        yet); StackError after ``within_s``."""
+    def wait_until(
+        self, what: str, lacking: Callable[[bytes], list[str]], within_s: float = 20
+    ) -> None:
+        """Until what tcpdump has written so far lacks nothing of ``what``: ``lacking(pcap)``
+        says what it still lacks, one line each (a record still being written reads as not
+        yet); StackError after ``within_s``, saying what was still lacking."""
 
         def check() -> None:
             try:
-                held = holds(self.so_far())
+                still = lacking(self.so_far())
             except (ValueError, dpkt.Error) as exc:  # the last record is half written
                 raise NotYet(f"the capture so far does not read yet ({exc})") from None
-            if not held:
-                raise NotYet(f"the capture does not show {what} yet")
+            if still:
+                raise NotYet(f"the capture lacks {len(still)}: " + "; ".join(still))
 
-        wait_for(f"the capture to show {what}", check, within_s, every_s=0.2)
+        try:
+            wait_for(f"the capture to show {what}", check, within_s, every_s=0.2)
+        except StackError as exc:
+            raise StackError(f"{exc} ({self.dropped() or 'tcpdump dropped nothing'})") from None
+
+    def dropped(self) -> str | None:
+        """What tcpdump has lost so far (``tcpdump_dropped``), from the counts it prints on
+        SIGUSR1."""
+        before = self.helper.logs()
+        self.helper.kill(signal="SIGUSR1")
+
+        def counted() -> bytes:
+            if (logs := self.helper.logs()) == before:
+                raise NotYet("tcpdump has not printed its counts yet")
+            return logs
+
+        return tcpdump_dropped(wait_for("tcpdump's counts", counted, 5).decode(errors="replace"))
 
 
 @functools.cache
@@ -281,6 +304,6 @@ class OneOffClients(Stack):
             if result.exit_code == 0:
                 captured.wait_until(
                     "every exchange of the demo, whole",
-                    lambda pcap: holds_exchanges(conversations(read(pcap)), result.exchanges),
+                    lambda pcap: lacking_exchanges(conversations(read(pcap)), result.exchanges),
                 )
         return result, captured["pcap"]

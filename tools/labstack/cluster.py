@@ -37,7 +37,7 @@ import requests
 from docker.models.containers import Container
 
 from .clients import ClientResult, ClientRun, lab_hardening
-from .lifecycle import Lifecycle, tcpdump_command
+from .lifecycle import Lifecycle, tcpdump_command, tcpdump_dropped
 from .stack import ROOT, NotYet, StackError, require_images, wait_for
 
 CLUSTER_LABEL = "org.sockets-lab.cluster"
@@ -180,6 +180,8 @@ class Node:
 
             wait_for(f"tcpdump on {self.name} to stop", stopped, 10)
             result["pcap"] = self.exec_bytes("cat", NODE_CAPTURE)
+        if lost := tcpdump_dropped(self.exec("cat", NODE_CAPTURE_LOG, check=False)):
+            raise ClusterError(f"{self.name}: {lost}")
 
 
 class Cluster(Lifecycle):

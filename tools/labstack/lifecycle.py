@@ -17,6 +17,7 @@ The test session reads ``Lifecycle.created`` (to check nothing is left) and ``Li
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any, ClassVar, Self
 
 import docker
@@ -96,8 +97,33 @@ def sweep_labelled(engine: docker.DockerClient, label: str) -> list[str]:
     return found
 
 
+# The kernel's ring for tcpdump, in KiB. In immediate mode each slot of the ring holds one
+# packet of up to the snapshot length (256 KiB: an interface that offloads segmentation hands
+# over packets of up to 64 KiB), so the default 2 MiB holds 8 packets: while a busy machine
+# keeps tcpdump off the CPU, the 64 KiB echo's segments overflow it and the kernel drops them.
+# 64 MiB holds 256 (the ring is the kernel's memory while tcpdump runs, and freed with it).
+CAPTURE_RING_KIB = 64 << 10
+
+
 def tcpdump_command(interface: str, bpf: str, path: str) -> list[str]:
     """tcpdump writing ``path`` from ``interface``, for a helper container or a node alike:
-    numeric, each packet written as it comes (``-U``), and ``--immediate-mode`` (without it,
-    packets wait in the kernel's ring and those still waiting at the interrupt are lost)."""
-    return ["tcpdump", "-i", interface, "-n", "-U", "--immediate-mode", "-w", path, bpf]
+    numeric, each packet written as it comes (``-U``), ``--immediate-mode`` (without it,
+    packets wait in the kernel's ring and those still waiting at the interrupt are lost), and
+    a ring of ``CAPTURE_RING_KIB`` (``-B``)."""
+    return [
+        "tcpdump",
+        *("-i", interface, "-n", "-U", "--immediate-mode", "-B", str(CAPTURE_RING_KIB)),
+        *("-w", path, bpf),
+    ]
+
+
+def tcpdump_dropped(output: str) -> str | None:
+    """What tcpdump's counts in its ``output`` say it lost (printed when it stops, or on
+    SIGUSR1), or None: the packets the kernel dropped because tcpdump was too slow to take
+    them, which no wait for the capture to fill brings back."""
+    counts = re.findall(r"(\d+) packets? dropped by kernel", output)
+    if not counts:
+        return "tcpdump did not say how many packets it dropped: " + output.strip()[-500:]
+    if int(counts[-1]):
+        return f"tcpdump dropped {counts[-1]} packets: the capture is not whole"
+    return None
