@@ -11,6 +11,7 @@ import re
 import socket
 import struct
 import threading
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from labcheck.__main__ import main
 from labcheck.report import Report
 from labprobe import cases
 from labstack import ROOT
+from labstack.clients import LiveCapture
 
 # /proc/net/tcp as a container shows it: 127.0.0.1:65432 listening, 0.0.0.0:65433 listening,
 # a connection (state 01) that is not a listener.
@@ -305,3 +307,54 @@ def test_the_readme_counts_the_cases_there_are() -> None:
     assert found, "the README no longer counts the kit's cases"
     server, client = len(kit.SERVER_ORDER), len(kit.CLIENT_CASES)
     assert tuple(map(int, found.groups())) == (server + client, server, client)
+
+
+def test_packets_tcpdump_dropped_are_a_note_in_the_report_not_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check's capture only helps to read failed cases: a busy machine that made tcpdump
+    drop packets must not end the check, and the report says the captures may miss some."""
+    asked: dict[str, object] = {}
+
+    @contextlib.contextmanager
+    def capture_in(*args: object, whole: bool = True, **kwargs: object) -> Iterator[LiveCapture]:
+        asked["whole"] = whole
+        captured = LiveCapture(helper=None)
+        yield captured
+        captured.lost, captured["pcap"] = "tcpdump dropped 3 packets: the capture is not whole", b""
+
+    monkeypatch.setattr(kit, "capture_in", capture_in)
+    bench = object.__new__(kit.Bench)
+    bench.docker, bench.image_tag, bench.run_id = None, "latest", "test"
+    report = Report("prog.py", "server", [])
+    with bench.capture(None, report) as captured:
+        pass
+    assert asked == {"whole": False} and captured["pcap"] == b""
+    assert report.notes == [
+        "tcpdump dropped 3 packets: the capture is not whole: the failed cases' captures may miss"
+        " packets"
+    ]
+
+
+@pytest.mark.parametrize(("left_s", "waited_s"), [(50.0, 30.0), (10.0, 15.0), (-100.0, 1.0)])
+def test_a_probe_waits_no_longer_than_the_checks_time_left(left_s: float, waited_s: float) -> None:
+    """The cases' probes share CHECK_WITHIN_S: each waits at most its own timeout and what is
+    left of the check (and 5 s of grace), and one second once nothing is."""
+
+    class Probe:
+        waited: float = 0.0
+
+        def wait(self, timeout: float) -> None:
+            Probe.waited = timeout
+
+        def logs(self, **_: object) -> bytes:
+            return b'{"id": "echo.small"}\nnoise\n'
+
+        def remove(self, **_: object) -> None:
+            pass
+
+    bench = object.__new__(kit.Bench)
+    bench.deadline = time.monotonic() + left_s
+    bench.run = lambda *args, **kwargs: Probe()  # type: ignore[method-assign]
+    assert bench.probe("server", timeout_s=30) == [{"id": "echo.small"}]
+    assert Probe.waited == pytest.approx(waited_s, abs=0.5)

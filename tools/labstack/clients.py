@@ -110,9 +110,12 @@ def capture_in(
     labels: dict[str, str],
     bpf: str = "tcp or udp",
     interface: str = "eth0",
+    whole: bool = True,
 ) -> Iterator[LiveCapture]:
     """tcpdump in ``target``'s network namespace while the block runs (a tools-image helper
     joined to it, labelled ``labels``); the pcap is in the yielded dict's "pcap" afterwards.
+    If tcpdump says it dropped packets, that is a StackError when the capture must be
+    ``whole``, and otherwise the capture's ``lost``, for the caller to say.
     tcpdump runs as root with CAP_NET_RAW, plus CAP_SETUID/SETGID for its own privilege drop
     (``-Z root``: to root again, so that it need not chown its file to another user)."""
     helper = engine.containers.run(
@@ -143,8 +146,9 @@ def capture_in(
             raise StackError(f"tcpdump stopped early: {helper.logs().decode()[-1000:]}")
         helper.kill(signal="SIGINT")
         helper.wait(timeout=15)
-        if lost := tcpdump_dropped(helper.logs().decode(errors="replace")):
-            raise StackError(lost)
+        result.lost = tcpdump_dropped(helper.logs().decode(errors="replace"))
+        if result.lost and whole:
+            raise StackError(result.lost)
         result["pcap"] = result.so_far()
     finally:
         helper.remove(force=True)
@@ -161,6 +165,7 @@ class LiveCapture(dict[str, bytes]):
     def __init__(self, helper: Container) -> None:
         super().__init__()
         self.helper = helper
+        self.lost: str | None = None  # what tcpdump said it dropped, once stopped
 
     def so_far(self) -> bytes:
         stream, _ = self.helper.get_archive(CAPTURE_FILE)
