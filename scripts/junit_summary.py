@@ -57,13 +57,50 @@ def summarise(*reports: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def where_the_time_went(*reports: Path, top: int = 15) -> str:
+    """The ``top`` test modules by test time, each with its part (the report's name: make test
+    writes unit.xml to alone.xml): what to move when one part is the long pole. Test time, not
+    wall time: a part on two workers counts both."""
+    spent: dict[tuple[str, str], float] = {}
+    tests: Counter[tuple[str, str]] = Counter()
+    for report in (report for report in reports if report.exists()):
+        root = ET.parse(report).getroot()  # noqa: S314 (our pytest wrote it)
+        for case in root.iter("testcase"):
+            module = _module(case.get("classname", ""))
+            key = (report.stem, module)
+            spent[key] = spent.get(key, 0.0) + float(case.get("time", 0))
+            tests[report.stem, module] += 1
+    lines = ["| part | module | tests | seconds |", "|---|---|---:|---:|"]
+    lines += [
+        f"| {part} | {module} | {tests[part, module]} | {seconds:.0f} |"
+        for (part, module), seconds in sorted(spent.items(), key=lambda kv: -kv[1])[:top]
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _module(classname: str) -> str:
+    """tests.integration.test_b.TestX -> tests.integration.test_b"""
+    parts = classname.split(".")
+    ends = [i for i, part in enumerate(parts) if part.startswith("test_")]
+    return ".".join(parts[: ends[0] + 1] if ends else parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "reports", type=Path, nargs="+", help="JUnit XML files (pytest --junitxml=...)"
     )
+    parser.add_argument(
+        "--modules",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then the N test modules that took longest, with their parts (default: none)",
+    )
     args = parser.parse_args(argv)
     sys.stdout.write(summarise(*args.reports))
+    if args.modules:
+        sys.stdout.write("\n" + where_the_time_went(*args.reports, top=args.modules))
     return 0
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from labstack import ROOT
 
-summary = runpy.run_path(str(ROOT / "scripts" / "junit_summary.py"))["summarise"]
+script = runpy.run_path(str(ROOT / "scripts" / "junit_summary.py"))
+summary, slowest = script["summarise"], script["where_the_time_went"]
 
 REPORT = """<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="pytest" errors="1" failures="1" skipped="2" tests="5" time="12.5">
@@ -46,3 +47,13 @@ def test_two_reports_are_summed(tmp_path: Path) -> None:
     (tmp_path / "integration.xml").write_text(REPORT)
     text = summary(tmp_path / "unit.xml", tmp_path / "integration.xml")
     assert text.startswith("### ❌ Tests: 2 passed, 2 failed, 2 errors, 4 skipped in 25 s"), text
+
+
+def test_where_the_time_went_names_the_slowest_modules_with_their_parts(tmp_path: Path) -> None:
+    (tmp_path / "unit.xml").write_text(REPORT)
+    (tmp_path / "integration.xml").write_text(REPORT.replace('time="0.3"', 'time="7.6"'))
+    table = slowest(tmp_path / "unit.xml", tmp_path / "integration.xml", top=2).splitlines()
+    assert table[2:] == [
+        "| integration | tests.integration.test_b | 1 | 8 |",
+        "| unit | tests.unit.test_a | 2 | 0 |",
+    ]
