@@ -40,11 +40,11 @@ def cpu_per_call(call: Callable[[], object]) -> float:
     try:
         best = float("inf")
         for _ in range(3):
-            runs, started = 0, time.process_time()
+            runs, started = 0, time.thread_time()
             while True:
                 call()
                 runs += 1
-                spent = time.process_time() - started
+                spent = time.thread_time() - started
                 if spent >= MIN_SAMPLE_S:
                     break
             best = min(best, spent / runs)
@@ -64,15 +64,27 @@ def cost_per_byte(parse: Callable[[bytes], object], data: bytes) -> float:
 
 
 def growth(
-    parse: Callable[[bytes], object], make: Callable[[int], bytes], n: int, worst_at_n: float = 0.0
+    parse: Callable[[bytes], object],
+    make: Callable[[int], bytes],
+    n: int,
+    worst_at_n: float = 0.0,
+    tries: int = 3,
 ) -> float:
     """How much longer ``parse`` takes on ``make(16 * n)`` than on ``make(n)``, scaled to 16n
     bytes: 16 for a linear cost. With ``worst_at_n`` (the entry point's costliest family's cost
-    per byte at n), measured against the costlier of the two."""
+    per byte at n), measured against the costlier of the two. A busy machine only ever adds
+    time, so this is the least of up to ``tries`` measurements, stopping at one within
+    RATIO_BOUND: a CI run once measured a linear parser at x78 (x15 on an idle machine), and a
+    quadratic one is above the bound every time."""
     small, large = make(n), make(16 * n)
     assert len(large) >= 12 * len(small), "the family does not grow with n"
-    at_n = max(cost_per_byte(parse, small), worst_at_n)
-    return 16 * cost_per_byte(parse, large) / at_n
+    least = float("inf")
+    for _ in range(tries):
+        at_n = max(cost_per_byte(parse, small), worst_at_n)
+        least = min(least, 16 * cost_per_byte(parse, large) / at_n)
+        if least < RATIO_BOUND:
+            break
+    return least
 
 
 # -- families: each makes an input of about n bytes -------------------------------------------
@@ -213,6 +225,9 @@ def test_this_test_catches_a_quadratic_parser() -> None:
     the bound above can fail."""
     old = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
     ratio = growth(
-        lambda b: old.sub("", b.decode()), JSON_FAMILIES["escaped quotes, unterminated"], 1024
+        lambda b: old.sub("", b.decode()),
+        JSON_FAMILIES["escaped quotes, unterminated"],
+        1024,
+        tries=1,
     )
     assert ratio > RATIO_BOUND, f"x{ratio:.1f}: the harness cannot tell quadratic from linear"
