@@ -72,8 +72,10 @@ deps: $(VENV)/.installed ## the pinned Python packages and the project's own (ed
 # core of a 2-core machine and mostly wait: the integration suite serially (stacks in parallel
 # starve each other's health checks: 4 workers failed, measured), the cluster's tests (Docker
 # hosts in containers, their own engines) and the conformance kit's tests, CHECK_WORKERS at a
-# time (each grades a program in its own containers and mostly waits on its timeouts); the
-# cluster's and the kit's output follows the integration suite's. Last, alone, the tests marked
+# time (each grades a program in its own containers and mostly waits on its timeouts), with
+# the tests marked `with_kit` (the benchmark's smoke run: that part ends minutes before the
+# integration suite, and it asserts no figures); the cluster's and the kit's output follows the
+# integration suite's. Last, alone, the tests marked
 # `alone`: they time how long a bystander waits while an attack runs, which nothing else on the
 # machine may skew. ALONGSIDE=0 runs the middle three one after another. INTEGRATION_WORKERS=N
 # spreads the integration suite on a bigger machine (a module's tests stay together: see its
@@ -86,7 +88,8 @@ ALONGSIDE ?= 1
 PYTEST = $(VENV)/bin/pytest
 workers = $(if $(filter 0 1,$(1)),,-n $(1) $(2))
 junit = $(if $(JUNIT_DIR),--junitxml=$(JUNIT_DIR)/$(1).xml)
-and = $(if $(1), and ($(1)))
+# (not "and": $(call and,...) runs make's own $(and ...), which dropped the " and (...)")
+also = $(if $(1), and ($(1)))
 define run_suite
 	@status=0; logs=$$(mktemp -d); trap 'rm -rf "$$logs"' EXIT; \
 	part() { \
@@ -94,11 +97,11 @@ define run_suite
 	    unit) args="$(call workers,$(UNIT_WORKERS)) $(call junit,unit) tests/unit" \
 	          mark="$(1)";; \
 	    integration) args="$(call workers,$(INTEGRATION_WORKERS),--dist loadgroup) $(call junit,integration) tests/integration" \
-	          mark="not check and not cluster and not alone$(call and,$(1))";; \
-	    cluster) args="$(call junit,cluster) tests/integration" mark="cluster$(call and,$(1))";; \
+	          mark="not check and not with_kit and not cluster and not alone$(call also,$(1))";; \
+	    cluster) args="$(call junit,cluster) tests/integration" mark="cluster$(call also,$(1))";; \
 	    check) args="$(call workers,$(CHECK_WORKERS)) $(call junit,check) tests/integration" \
-	          mark="check$(call and,$(1))";; \
-	    alone) args="$(call junit,alone) tests/integration" mark="alone$(call and,$(1))";; \
+	          mark="(check or with_kit)$(call also,$(1))";; \
+	    alone) args="$(call junit,alone) tests/integration" mark="alone$(call also,$(1))";; \
 	  esac; \
 	  code=0; $(PYTEST) $$args $${mark:+-m "$$mark"} $(PYTEST_ARGS) || code=$$?; \
 	  echo "make: $$1 tests: exit $$code"; return $$code; \

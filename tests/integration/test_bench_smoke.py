@@ -13,7 +13,9 @@ import pytest
 from labstack import ROOT
 from labtools import bench, benchpage
 
-pytestmark = pytest.mark.slow
+# make test runs it beside the kit's tests (marker with_kit): it asserts no figures, and the
+# integration suite is the longest part.
+pytestmark = [pytest.mark.slow, pytest.mark.with_kit]
 
 FIELDS = {
     "workload",
