@@ -17,11 +17,10 @@ MESSAGE_LINES = 12  # of each failure's text, on the page (the whole text is in 
 def summarise(*reports: Path) -> str:
     """The reports (pytest --junitxml files: make test writes one per part, unit.xml to alone.xml)
     summed up as one page."""
-    found = [report for report in reports if report.exists()]
-    if not found:
+    roots = list(_parsed(reports).values())
+    if not roots:
         names = ", ".join(f"`{report}`" for report in reports)
         return f"### Tests\n\nNo {names}: the tests did not run (see the log above).\n"
-    roots = [ET.parse(report).getroot() for report in found]  # noqa: S314 (our pytest wrote it)
     cases = [case for root in roots for case in root.iter("testcase")]
     outcome: Counter[str] = Counter()
     failures: list[tuple[str, str, str]] = []
@@ -61,21 +60,28 @@ def where_the_time_went(*reports: Path, top: int = 15) -> str:
     """The ``top`` test modules by test time, each with its part (the report's name: make test
     writes unit.xml to alone.xml): what to move when one part is the long pole. Test time, not
     wall time: a part on two workers counts both."""
-    spent: dict[tuple[str, str], float] = {}
-    tests: Counter[tuple[str, str]] = Counter()
-    for report in (report for report in reports if report.exists()):
-        root = ET.parse(report).getroot()  # noqa: S314 (our pytest wrote it)
+    spent: dict[tuple[str, str], list[float]] = {}  # (part, module): [tests, seconds]
+    for report, root in _parsed(reports).items():
         for case in root.iter("testcase"):
-            module = _module(case.get("classname", ""))
-            key = (report.stem, module)
-            spent[key] = spent.get(key, 0.0) + float(case.get("time", 0))
-            tests[report.stem, module] += 1
+            counts = spent.setdefault((report.stem, _module(case.get("classname", ""))), [0, 0.0])
+            counts[0] += 1
+            counts[1] += float(case.get("time", 0))
+    slowest = sorted(spent.items(), key=lambda item: -item[1][1])[:top]
     lines = ["| part | module | tests | seconds |", "|---|---|---:|---:|"]
     lines += [
-        f"| {part} | {module} | {tests[part, module]} | {seconds:.0f} |"
-        for (part, module), seconds in sorted(spent.items(), key=lambda kv: -kv[1])[:top]
+        f"| {part} | {module} | {tests:.0f} | {seconds:.0f} |"
+        for (part, module), (tests, seconds) in slowest
     ]
     return "\n".join(lines) + "\n"
+
+
+def _parsed(reports: tuple[Path, ...]) -> dict[Path, ET.Element]:
+    """Each report that exists, parsed."""
+    return {
+        report: ET.parse(report).getroot()  # noqa: S314 (our pytest wrote it)
+        for report in reports
+        if report.exists()
+    }
 
 
 def _module(classname: str) -> str:

@@ -295,9 +295,10 @@ def lacking_exchanges(convs: list[Conversation], exchanges: list[dict[str, Any]]
             unclosed = [side for side in SIDES if not conv.closed_by(side)]
             if unclosed:
                 lacking.append(f"{name}: no FIN from the {' or the '.join(unclosed)}")
-        out, back = len(conv.sent_by("client")), len(conv.sent_by("server"))
-        if conv.proto == "udp" and back < out:
-            lacking.append(f"{name}: {out} datagrams out, {back} back")
+        else:
+            out, back = len(conv.sent_by("client")), len(conv.sent_by("server"))
+            if back < out:
+                lacking.append(f"{name}: {out} datagrams out, {back} back")
     return lacking
 
 
