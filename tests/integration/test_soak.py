@@ -28,7 +28,7 @@ def soak_leftovers(project: str = "labsoak-") -> list[str]:
     engine = docker.from_env()
     return [
         c.name
-        for c in engine.containers.list(all=True)
+        for c in engine.containers.list(all=True, ignore_removed=True)  # others come and go
         if c.labels.get("com.docker.compose.project", "").startswith(project)
     ] + [n.name for n in engine.networks.list() if n.name.startswith(project)]
 

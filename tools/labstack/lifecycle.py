@@ -72,8 +72,9 @@ def _labelled(engine: docker.DockerClient, label: str) -> list[tuple[str, Any]]:
     """Every container, network and volume carrying ``label`` (``key=value``), containers
     first: they hold the networks and volumes."""
     found = {"label": label}
+    containers = engine.containers.list(all=True, filters=found, ignore_removed=True)
     return (
-        [("container", c) for c in engine.containers.list(all=True, filters=found)]
+        [("container", c) for c in containers]
         + [("network", n) for n in engine.networks.list(filters=found)]
         + [("volume", v) for v in engine.volumes.list(filters=found)]
     )

@@ -140,7 +140,7 @@ class Stack(Lifecycle):
     # -- finding things ---------------------------------------------------------------------
     def containers(self, service: str) -> list[Container]:
         filters = {"label": [f"{PROJECT_LABEL}={self.project}", f"{SERVICE_LABEL}={service}"]}
-        return self.docker.containers.list(all=True, filters=filters)
+        return self.docker.containers.list(all=True, filters=filters, ignore_removed=True)
 
     def container(self, service: str) -> Container:
         found = self.containers(service)
@@ -204,7 +204,7 @@ class Stack(Lifecycle):
         """Every container's recent output, for a failed test's report."""
         parts = []
         label = {"label": f"{PROJECT_LABEL}={self.project}"}
-        for container in self.docker.containers.list(all=True, filters=label):
+        for container in self.docker.containers.list(all=True, filters=label, ignore_removed=True):
             text = container.logs(tail=tail, timestamps=False).decode(errors="replace")
             parts.append(f"----- {container.name} ({container.status}) -----\n{text}")
         return "\n".join(parts) or "(no containers)"

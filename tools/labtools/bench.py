@@ -586,7 +586,7 @@ def _busy_and_ours(
     code, out = loadgen.container.exec_run(["cat", "/proc/stat"])
     if code != 0:
         raise RuntimeError(f"cannot read /proc/stat: {out.decode()[-300:]}")
-    ours = stack.docker.containers.list(filters={"label": stack.label})
+    ours = stack.docker.containers.list(filters={"label": stack.label}, ignore_removed=True)
     return quiet.busy_seconds(out.decode(), cores), sum(cpu_seconds(c) for c in ours)
 
 

@@ -1,0 +1,61 @@
+"""The engine is shared: while one test lists containers, another's go away. The Docker SDK's
+``containers.list()`` lists, then inspects each container it found, and a container removed in
+between fails the whole call with ``NotFound`` (a CI run lost a soak test to it). Every call the
+project makes passes ``ignore_removed=True``; the low-level ``api.containers()`` does not inspect
+and needs nothing."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from labstack import ROOT
+
+
+def high_level_lists(path: Path) -> list[ast.Call]:
+    """The calls ``<client>.containers.list(...)`` in one file, leaving out the low-level
+    ``<client>.api.containers.list`` (the cluster's node API, which returns plain dicts)."""
+    calls = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        collection = node.func.value
+        if node.func.attr != "list" or not isinstance(collection, ast.Attribute):
+            continue
+        if collection.attr != "containers":
+            continue
+        if isinstance(collection.value, ast.Attribute) and collection.value.attr == "api":
+            continue
+        calls.append(node)
+    return calls
+
+
+def ignores_removed(call: ast.Call) -> bool:
+    return any(
+        k.arg == "ignore_removed" and isinstance(k.value, ast.Constant) and k.value.value is True
+        for k in call.keywords
+    )
+
+
+def test_every_container_listing_ignores_containers_removed_meanwhile() -> None:
+    files = [
+        *ROOT.glob("tools/**/*.py"),
+        *ROOT.glob("scripts/*.py"),
+        *ROOT.glob("tests/**/*.py"),
+    ]
+    calls = [(p, c) for p in files for c in high_level_lists(p)]
+    assert len(calls) >= 5  # the finder finds the calls it is meant to check
+    racy = [f"{p.relative_to(ROOT)}:{c.lineno}" for p, c in calls if not ignores_removed(c)]
+    assert racy == []
+
+
+def test_the_check_sees_a_racy_call(tmp_path: Path) -> None:
+    source = tmp_path / "racy.py"
+    source.write_text(
+        "a = engine.containers.list(all=True)\n"
+        "b = engine.containers.list(all=True, ignore_removed=True)\n"
+        "c = node.api.containers.list()\n"
+    )
+    calls = high_level_lists(source)
+    assert [c.lineno for c in calls] == [1, 2]
+    assert [ignores_removed(c) for c in calls] == [False, True]
