@@ -23,6 +23,13 @@ class Faults(Stack):
         """Cut a container off the stack's network (a partition)."""
         self.docker.networks.get(self.network_name).disconnect(container)
 
+    def silence(self, container: Container) -> str:
+        """Drop every packet ``container`` sends: to its peers it vanishes without a word. Unlike
+        a disconnect, its address stays taken: the engine gives a freed address to the next
+        container on the network, whose kernel would answer the peers' retransmissions to it
+        with a reset. Returns the method (see ``shape``)."""
+        return self.net_admin(container, ["labfault", "0", "100"], "silencing a container")
+
     def reconnect(self, container: Container, alias: str | None = None) -> None:
         """Put it back, with its service name as a DNS alias again."""
         self.docker.networks.get(self.network_name).connect(
