@@ -208,9 +208,7 @@ def test_sigterm_lets_a_slow_echo_finish(bounded: ComposeStack) -> None:
         ],
         "waiting for the client's connection",
         network_mode=f"container:{client.container.id}",
-        read_only=True,
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges:true"],
+        **bounded.hardening,
     )
     time.sleep(1.0)  # into the exchange (8 chunks, 0.4 s apart: 3.2 s in all)
     client.container.reload()
