@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from lab import registry
-from labserver.__main__ import build
 from labserver.base import Protocol
+from labserver.cli import build
 from labserver.config import ServerConfig
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
@@ -28,7 +28,7 @@ TIMEOUT_S = 5.0
 
 class InProcessServer:
     """An ``EventLoop`` serving every listener of the registry on 127.0.0.1 (ephemeral ports),
-    built as ``labserver.__main__`` builds it, with weak references to every transport and
+    built as ``labserver.cli`` builds it, with weak references to every transport and
     protocol it built (``alive()``)."""
 
     def __init__(self, **settings: Any) -> None:

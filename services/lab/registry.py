@@ -6,7 +6,7 @@
     app         tcp   LAB_APP_PORT      65433    the framed protocol
     greeting    tcp   LAB_GREET_PORT    65434    a line, for nc / telnet
 
-Readers: the server's wiring (``labserver.__main__``), its health check, the client's port
+Readers: the server's wiring (``labserver.cli``), its health check, the client's port
 defaults and its demo, the tests' fixtures, ``make capture``; and tests check ``compose.yaml``'s
 environment and the server's ``EXPOSE`` against it. Adding a listener is its protocol, its row,
 its client exchange, its tests and a line of docs (docs/architecture.md has the recipe, drawn

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lab import framing, logs
+from lab import framing, logs, registry, settings
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @dataclass(frozen=True)
@@ -76,3 +78,18 @@ def config_problem(config: ServerConfig) -> str | None:
     if not 0 < config.ipv6_prefix_bits <= 128:
         return f"LAB_IPV6_PREFIX_BITS={config.ipv6_prefix_bits} is not between 1 and 128"
     return None
+
+
+def load_settings() -> tuple[ServerConfig, dict[str, int]]:
+    """The settings and the listeners' ports from the environment; ``SettingsError`` (one
+    line) for anything they cannot be."""
+    config = settings.load(ServerConfig)
+    ports = registry.ports()
+    problem = config_problem(config)
+    if problem is None and config.log_level.upper() not in LOG_LEVELS:
+        problem = f"LAB_LOG_LEVEL={config.log_level!r} is not one of {', '.join(LOG_LEVELS)}"
+    if problem is None and config.server not in registry.SERVERS:
+        problem = f"LAB_SERVER={config.server!r} is not one of {', '.join(registry.SERVERS)}"
+    if problem is not None:
+        raise settings.SettingsError(problem)
+    return config, ports

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 
-from lab import framing, registry
+from lab import framing, registry, settings
 from lab.appconn import NEED_DATA, ClientConnection, Reply, Request
 
-from .config import ServerConfig
+from .config import ServerConfig, load_settings
 
 DEADLINE_S = 2.0  # for all probes together; compose's healthcheck timeout is 3 s
 
@@ -119,3 +120,14 @@ def check(config: ServerConfig, ports: dict[str, int]) -> int:
         return 1
     print(f"healthy: {', '.join(row.name for row in rows)} answered on {', '.join(hosts)}")
     return 0
+
+
+def main() -> int:
+    """The settings as the server reads them (2 and one line if they cannot be), then every
+    probe."""
+    try:
+        config, ports = load_settings()
+    except settings.SettingsError as exc:
+        print(f"labserver: {exc}", file=sys.stderr)
+        return 2
+    return check(config, ports)

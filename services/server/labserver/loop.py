@@ -91,7 +91,7 @@ class EventLoop:
 
     Methods for transports and listeners: ``admission``, ``add``, ``transport_closed``,
     ``set_events``, ``make_room``, ``can_hold``, ``charge``, ``request_work``,
-    ``connection_event``, ``guarded``, ``pause_listener``. For ``__main__`` and tests:
+    ``connection_event``, ``guarded``, ``pause_listener``. For ``cli`` and tests:
     ``listen_tcp``, ``listen_udp``, ``run`` (until a signal), ``run_once`` (one turn).
     """
 
