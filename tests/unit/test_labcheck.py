@@ -94,6 +94,32 @@ def _report() -> Report:
     return report
 
 
+def test_a_socket_table_is_read_once_every_port_is_open_or_no_more_open() -> None:
+    """A program that binds its ports one after another is not graded on the first (the lab's
+    own server was once graded without its app listener, read between two binds under load)."""
+    echo, udp, greet, app = ("tcp", 65432), ("udp", 65432), ("tcp", 65434), ("tcp", 65433)
+    now = [0.0]
+    settling = sockets.Settling({echo, udp, greet, app}, settle_s=1.0, clock=lambda: now[0])
+    assert settling.wait_reason(set()) == "none of its ports is open yet"
+    assert settling.wait_reason({("tcp", 8080)}) == "none of its ports is open yet"
+    assert settling.wait_reason({echo, udp, greet}) is not None  # three of four, just now
+    now[0] = 0.6
+    assert settling.wait_reason({echo, udp, greet}) is not None
+    now[0] = 0.9
+    assert settling.wait_reason({echo, udp, greet, app}) is None  # all: read at once
+    now[0] = 1.5  # a program that serves three: read once they held still for 1 s
+    assert settling.wait_reason({echo, udp, greet, ("tcp", 8080)}) is None
+    now[0] = 0.0
+    later = sockets.Settling({echo, udp, app}, settle_s=1.0, clock=lambda: now[0])
+    assert later.wait_reason({echo}) is not None
+    now[0] = 0.8
+    assert later.wait_reason({echo, udp}) is not None  # one more bind restarts the wait
+    now[0] = 1.2
+    assert later.wait_reason({echo, udp}) is not None
+    now[0] = 1.9
+    assert later.wait_reason({echo, udp}) is None
+
+
 def test_a_report_is_json_junit_and_a_table(tmp_path: Path) -> None:
     report = _report()
     assert report.exit_status == 1

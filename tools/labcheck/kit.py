@@ -381,20 +381,27 @@ class ServerCheck(Bench):
         return [b for b in sockets.parse(tables) if b.address != DOCKER_DNS]
 
     def wait_listening(self) -> list[sockets.Bound]:
-        """The socket table once one of the ports the program should serve is open (at most
-        LISTEN_WITHIN_S), or as it is then."""
+        """The socket table once the ports the program should serve are open, or some of them
+        and no more for a while (``sockets.Settling``; at most LISTEN_WITHIN_S in all), or as
+        it is then."""
         assert self.server is not None
         server = self.server
-        wanted = {
-            (PROTOCOLS[p][1], port)
-            for p, port in self.ports.items()
-            if self.claimed is None or p in self.claimed
-        }
+        # After the first reading (a restart), what it served then; before, what it claims.
+        expected = self.report.protocols or self.claimed
+        settling = sockets.Settling(
+            {
+                (PROTOCOLS[p][1], port)
+                for p, port in self.ports.items()
+                if expected is None or p in expected
+            }
+        )
 
         def listening() -> list[sockets.Bound]:
             found = self.bound()
-            if _state(server).get("Running") and not wanted & {(b.kind, b.port) for b in found}:
-                raise NotYet("none of its ports is open yet")
+            if _state(server).get("Running"):
+                why = settling.wait_reason({(b.kind, b.port) for b in found})
+                if why is not None:
+                    raise NotYet(why)
             return found
 
         try:

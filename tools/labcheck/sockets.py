@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 LISTEN, UDP_BOUND = "0A", "07"
@@ -60,3 +62,37 @@ def parse(tables: dict[str, str]) -> list[Bound]:
             host, port = local.split(":")
             found.append(Bound(kind, _address(host), int(port, 16), ipv6))
     return found
+
+
+SETTLE_S = 1.0  # a socket table short of some ports must hold still this long to be read
+
+
+class Settling:
+    """When a program's socket table can be read for what it serves: once every port it may
+    serve is open, or once some are and the set has held still for ``settle_s``. A program binds
+    its ports one after another; read at the first, the lab's own server (four listeners) was
+    once graded on three, under load."""
+
+    def __init__(
+        self,
+        wanted: set[tuple[str, int]],
+        settle_s: float = SETTLE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.wanted, self.settle_s, self.clock = wanted, settle_s, clock
+        self.seen: set[tuple[str, int]] | None = None
+        self.since = 0.0
+
+    def wait_reason(self, open_ports: set[tuple[str, int]]) -> str | None:
+        """Why not to read the table yet, or None to read it now."""
+        served = self.wanted & open_ports
+        if not served:
+            return "none of its ports is open yet"
+        if served == self.wanted:
+            return None
+        now = self.clock()
+        if served != self.seen:
+            self.seen, self.since = served, now
+        if now - self.since < self.settle_s:
+            return f"{len(served)} of its ports open, waiting {self.settle_s:g} s for more"
+        return None
