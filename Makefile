@@ -73,9 +73,9 @@ deps: $(VENV)/.installed ## the pinned Python packages and the project's own (ed
 # starve each other's health checks: 4 workers failed, measured), the cluster's tests (Docker
 # hosts in containers, their own engines) and the conformance kit's tests, CHECK_WORKERS at a
 # time (each grades a program in its own containers and mostly waits on its timeouts), with
-# the tests marked `with_kit` (the benchmark's smoke run: that part ends minutes before the
-# integration suite, and it asserts no figures); the cluster's and the kit's output follows the
-# integration suite's. Last, alone, the tests marked
+# the tests marked `with_kit` (the benchmark's smoke run and the soak: that part ended a minute
+# before the integration suite without them, and they assert no timing); the cluster's and the
+# kit's output follows the integration suite's. Last, alone, the tests marked
 # `alone`: they time how long a bystander waits while an attack runs, which nothing else on the
 # machine may skew. ALONGSIDE=0 runs the middle three one after another. INTEGRATION_WORKERS=N
 # spreads the integration suite on a bigger machine (a module's tests stay together: see its

@@ -72,6 +72,18 @@ def test_make_test_runs_every_integration_test_in_exactly_one_part(
     assert set().union(*parts.values()) == everything.result()
 
 
+def test_the_quick_suite_leaves_out_the_slow_groups() -> None:
+    """docs/testing.md: `make test-quick` (pull requests) leaves out the fault, bad-input,
+    hostile-peer, cluster and soak groups and the benchmark's smoke run (the soak, unmarked,
+    once ran its 60 s in every quick run)."""
+    slow = ("test_faults", "test_bad_input", "test_hostile", "test_cluster", "test_soak")
+    quick = collected("not slow")
+    assert quick, "the quick suite selects nothing"
+    left_in = sorted(test for test in quick if test.split("::")[0].split("/")[-1][:-3] in slow)
+    assert left_in == [], left_in
+    assert not any("test_bench_smoke" in test for test in quick)
+
+
 def test_make_test_runs_the_cluster_and_the_kit_beside_the_integration_suite() -> None:
     """docs/testing.md: the cluster's and the kit's tests in the background while the
     integration suite runs, their output after it, the tests marked alone last;
