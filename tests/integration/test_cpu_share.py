@@ -1,0 +1,43 @@
+"""`scripts/cpu_share.py`: the CPU a container spends is put on its image, and the command's
+exit status is passed on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from labstack import ROOT, ComposeStack
+
+BURN_S = 1.5
+BURN = f"import time\nend = time.process_time() + {BURN_S}\nwhile time.process_time() < end: pass"
+
+
+def cpu_share(*command: str, out: Path) -> subprocess.CompletedProcess[str]:
+    script = ROOT / "scripts" / "cpu_share.py"
+    return subprocess.run(
+        [sys.executable, str(script), "--json", str(out), "--", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_containers_cpu_is_put_on_its_image(stack: ComposeStack, tmp_path: Path) -> None:
+    server = stack.container("server")
+    image = server.attrs["Config"]["Image"]
+    run = cpu_share("docker", "exec", server.id, "python3", "-c", BURN, out=tmp_path / "s.json")
+    assert run.returncode == 0, run.stdout + run.stderr
+    share = json.loads((tmp_path / "s.json").read_text())
+    # the burn, plus the server's own turns and a health check or two, and no more
+    assert BURN_S * 0.9 <= share["containers_s"][image] <= BURN_S + 1.5, share
+    assert share["busy_s"] >= share["containers_s"][image]
+    assert f"| containers of `{image}` (" in run.stdout, run.stdout
+
+
+def test_the_commands_exit_status_is_passed_on(tmp_path: Path) -> None:
+    run = cpu_share("sh", "-c", "exit 3", out=tmp_path / "s.json")
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert json.loads((tmp_path / "s.json").read_text())["exit"] == 3
