@@ -103,7 +103,9 @@ class Watcher(threading.Thread):
         self.stop = threading.Event()
         self.first: dict[str, tuple[str, Path, float]] = {}  # id: image, cgroup, usage at start
         self.last: dict[str, float] = {}
-        self.parents: dict[Path, float] = {}  # each container cgroup's parent: usage at start
+        # each container cgroup's parent: its usage when first seen, and when last read
+        self.parent_first: dict[Path, float] = {}
+        self.parent_last: dict[Path, float] = {}
         self.timeline: list[tuple[float, float]] = []
         self.seen_before = {c["Id"] for c in engine.api.containers()}
 
@@ -127,6 +129,9 @@ class Watcher(threading.Thread):
                 usage = cgroup_usage(self.first[cid][1])
                 if usage is not None:
                     self.last[cid] = usage
+        for parent in self.parent_first:  # read while it is there: a node's goes with the node
+            if (usage := cgroup_usage(parent)) is not None:
+                self.parent_last[parent] = usage
 
     def found(self, cid: str, image: str) -> None:
         try:
@@ -141,8 +146,8 @@ class Watcher(threading.Thread):
             return
         # A container seen at the start counts from then; one started later, from zero.
         self.first[cid] = (image, where, usage if cid in self.seen_before else 0.0)
-        if where.parent not in self.parents:
-            self.parents[where.parent] = cgroup_usage(where.parent) or 0.0
+        if where.parent not in self.parent_first:
+            self.parent_first[where.parent] = cgroup_usage(where.parent) or 0.0
 
 
 @dataclass
@@ -194,6 +199,24 @@ class Share:
         return "\n".join(lines)
 
 
+def tally(watcher: Watcher) -> tuple[dict[str, float], dict[str, int], float]:
+    """CPU-s by image, containers by image, and what the containers' parent cgroups spent
+    beyond the containers placed in them."""
+    by_image: defaultdict[str, float] = defaultdict(float)
+    count: Counter[str] = Counter()
+    placed: defaultdict[Path, float] = defaultdict(float)
+    for cid, (image, where, start) in watcher.first.items():
+        spent = watcher.last.get(cid, start) - start
+        by_image[image] += spent
+        count[image] += 1
+        placed[where.parent] += spent
+    unplaced = sum(
+        max(0.0, watcher.parent_last.get(parent, first) - first - placed[parent])
+        for parent, first in watcher.parent_first.items()
+    )
+    return dict(by_image), dict(count), unplaced
+
+
 def measure(command: list[str]) -> Share:
     engine = docker.from_env()
     watcher = Watcher(engine)
@@ -213,23 +236,16 @@ def measure(command: list[str]) -> Share:
     busy1, _ = busy_and_all()
     daemons1 = daemon_seconds()
     children = os.times()
-    by_image: defaultdict[str, float] = defaultdict(float)
-    count: Counter[str] = Counter()
-    for cid, (image, _, start) in watcher.first.items():
-        by_image[image] += watcher.last.get(cid, start) - start
-        count[image] += 1
-    in_parents = sum(
-        (cgroup_usage(parent) or start) - start for parent, start in watcher.parents.items()
-    )
+    by_image, count, unplaced = tally(watcher)
     return Share(
         command=" ".join(command),
         exit=status,
         wall_s=wall,
         cores=os.cpu_count() or 1,
         busy_s=busy1 - busy0,
-        containers_s=dict(by_image),
-        started=dict(count),
-        unplaced_s=max(0.0, in_parents - sum(by_image.values())),
+        containers_s=by_image,
+        started=count,
+        unplaced_s=unplaced,
         daemons_s={k: daemons1.get(k, 0) - v for k, v in daemons0.items()},
         command_s=children.children_user + children.children_system,
         busy_per_window=busy_windows(watcher.timeline, os.cpu_count() or 1),
