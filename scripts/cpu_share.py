@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import docker
+from labtools import quiet
 
 CGROUP = Path("/sys/fs/cgroup")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -35,24 +36,21 @@ EVERY_S = 0.5  # a container's usage is read this often: what it spends after th
 #               before it ends is counted with the containers not placed by image
 
 
-def busy_and_all() -> tuple[float, float]:
-    """Seconds of CPU the machine spent busy, and in all, since boot (every core)."""
+def busy_seconds() -> float:
+    """Seconds of CPU the machine has spent busy since boot, every core. Unlike the benchmark's
+    ``quiet.busy_seconds`` this counts interrupt and softirq time: here the kernel's network
+    work is part of what a run costs."""
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]  # idle, iowait
-    total = sum(fields[:8])  # guest time is already in user
-    return (total - idle) / TICK, total / TICK
+    return (sum(fields[:8]) - fields[3] - fields[4]) / TICK  # all but idle and iowait
 
 
 def cgroup_usage(path: Path) -> float | None:
     """CPU seconds used by the cgroup at ``path`` and below it (v1 cpuacct or v2 cpu.stat)."""
-    try:
-        if (path / "cpuacct.usage").exists():
-            return int((path / "cpuacct.usage").read_text()) / 1e9
-        for line in (path / "cpu.stat").read_text().splitlines():
-            if line.startswith("usage_usec "):
-                return int(line.split()[1]) / 1e6
-    except (OSError, ValueError):
-        return None
+    for counter in (path / "cpuacct.usage", path / "cpu.stat"):
+        try:
+            return quiet.cgroup_seconds(counter.read_text())
+        except (OSError, ValueError, IndexError):
+            continue
     return None
 
 
@@ -111,7 +109,7 @@ class Watcher(threading.Thread):
 
     def run(self) -> None:
         while not self.stop.is_set():
-            self.timeline.append((time.monotonic(), busy_and_all()[0]))
+            self.timeline.append((time.monotonic(), busy_seconds()))
             self.sample()
             self.stop.wait(EVERY_S)
         self.sample()  # the last word of those still there
@@ -220,7 +218,7 @@ def tally(watcher: Watcher) -> tuple[dict[str, float], dict[str, int], float]:
 def measure(command: list[str]) -> Share:
     engine = docker.from_env()
     watcher = Watcher(engine)
-    busy0, _ = busy_and_all()
+    busy0 = busy_seconds()
     daemons0 = daemon_seconds()
     started = time.monotonic()
     watcher.start()
@@ -233,22 +231,23 @@ def measure(command: list[str]) -> Share:
     watcher.stop.set()
     watcher.join()
     wall = time.monotonic() - started
-    busy1, _ = busy_and_all()
+    busy1 = busy_seconds()
     daemons1 = daemon_seconds()
     children = os.times()
     by_image, count, unplaced = tally(watcher)
+    cores = os.cpu_count() or 1
     return Share(
         command=" ".join(command),
         exit=status,
         wall_s=wall,
-        cores=os.cpu_count() or 1,
+        cores=cores,
         busy_s=busy1 - busy0,
         containers_s=by_image,
         started=count,
         unplaced_s=unplaced,
         daemons_s={k: daemons1.get(k, 0) - v for k, v in daemons0.items()},
         command_s=children.children_user + children.children_system,
-        busy_per_window=busy_windows(watcher.timeline, os.cpu_count() or 1),
+        busy_per_window=busy_windows(watcher.timeline, cores),
     )
 
 

@@ -43,8 +43,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     unless the module says ``SPREAD = True`` (each test stands alone: the kit's programs).
 
     The tests marked ``with_kit`` (the benchmark's smoke run, the soak: the longest of the
-    kit's part) come first, so that its two workers start with one each: collected last, the
-    soak's 66 s once ran after everything else, and the part took 351 s for 645 s of tests."""
+    kit's part) come first, so that its workers begin with them and share out the rest after:
+    collected last, the soak's 66 s once ran after everything else, and the part took 351 s for
+    645 s of tests."""
     items.sort(key=lambda item: item.get_closest_marker("with_kit") is None)  # stable
     ours = [item for item in items if "integration" in item.path.parts]
     why = docker_unreachable() if ours else None

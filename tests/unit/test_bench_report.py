@@ -4,7 +4,7 @@ cores, the CPU counters and the targets (the figures themselves come from `make 
 from __future__ import annotations
 
 import pytest
-from labtools import bench
+from labtools import bench, quiet
 
 
 def test_servers_are_interleaved_within_each_repeat() -> None:
@@ -86,7 +86,7 @@ def test_core_count(cpuset: str, count: int) -> None:
     ],
 )
 def test_cpu_counters_of_both_cgroup_versions(text: str, seconds: float) -> None:
-    assert bench._parse_cpu(text) == pytest.approx(seconds)
+    assert quiet.cgroup_seconds(text) == pytest.approx(seconds)
 
 
 def test_a_full_run_rewrites_only_its_region_of_the_benchmark_page(tmp_path) -> None:

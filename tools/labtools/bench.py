@@ -292,27 +292,19 @@ HOST_CPU_FILES = (
 )
 
 
-def _parse_cpu(text: str) -> float:
-    """Seconds from cgroup v2's cpu.stat (usage_usec) or v1's cpuacct.usage (ns)."""
-    for line in text.splitlines():
-        if line.startswith("usage_usec "):
-            return int(line.split()[1]) / 1e6
-    return int(text.split(maxsplit=1)[0]) / 1e9
-
-
 def cpu_seconds(container: Container) -> float:
     """The CPU time the container's cgroup has used so far: the kernel's own counter, from the
     host's cgroup tree when it is there, else read in the container. Every process of the
     container counts, and the kernel's work done in their context (system calls)."""
     for pattern in HOST_CPU_FILES:
         try:
-            return _parse_cpu(Path(pattern.format(id=container.id)).read_text())
+            return quiet.cgroup_seconds(Path(pattern.format(id=container.id)).read_text())
         except OSError:
             continue
     code, out = container.exec_run(CPU_COMMAND)
     if code != 0:
         raise RuntimeError(f"cannot read {container.name}'s CPU counter: {out.decode()[-300:]}")
-    return _parse_cpu(out.decode())
+    return quiet.cgroup_seconds(out.decode())
 
 
 class LoadGenerator:

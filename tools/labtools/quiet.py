@@ -60,6 +60,14 @@ def cores_of(cpuset: str) -> list[int]:
     return cores
 
 
+def cgroup_seconds(text: str) -> float:
+    """Seconds from cgroup v2's cpu.stat (usage_usec) or v1's cpuacct.usage (ns)."""
+    for line in text.splitlines():
+        if line.startswith("usage_usec "):
+            return int(line.split()[1]) / 1e6
+    return int(text.split(maxsplit=1)[0]) / 1e9
+
+
 def busy_seconds(proc_stat: str, cores: Iterable[int]) -> float:
     """User, nice, system and steal time of ``cores`` so far, from the text of /proc/stat."""
     wanted = {f"cpu{core}" for core in cores}
