@@ -50,7 +50,7 @@ try:
 except OSError as exc:
     print(json.dumps({"peer": None, "error": str(exc)}))
 """
-# One container, many greetings (each container on a vfs node costs a copy of the image).
+# One container, many greetings (each container on a vfs node would cost a copy of the image).
 GREET = """
 import json, socket, sys
 seen = {}
@@ -104,6 +104,17 @@ def node_of_engine(cluster: Cluster, node: str) -> str:
     """The swarm's hostname for the engine we ran a container on, as the manager lists it."""
     node_id = cluster.nodes[node].api.info()["Swarm"]["NodeID"]
     return cluster.manager.api.nodes.get(node_id).attrs["Description"]["Hostname"]
+
+
+def test_each_node_stores_images_with_overlay2_unless_its_filesystem_is_an_overlay(
+    cluster: Cluster,
+) -> None:
+    """dockerd's own choice (no --storage-driver): overlay2 on a volume of an ordinary
+    filesystem, vfs (a full copy per layer) only where overlay would stack on overlay."""
+    for node in cluster.nodes.values():
+        filesystem = node.exec("stat", "-f", "-c", "%T", "/var/lib/docker").strip()
+        expected = "vfs" if filesystem in {"overlayfs", "fuseblk", "fuse"} else "overlay2"
+        assert node.storage_driver == expected, f"{node.name}: /var/lib/docker on {filesystem}"
 
 
 def test_client_on_one_host_reaches_the_server_task_on_another(
