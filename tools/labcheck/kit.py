@@ -358,20 +358,18 @@ class ServerCheck(Bench):
     # -- the socket table --------------------------------------------------------------------
     def bound(self) -> list[sockets.Bound]:
         assert self.holder is not None
-        helper = self.run(
+        # Read in the holder, whose network namespace the program shares (/proc/net/* is the
+        # namespace's): an exec costs a tenth of a container of its own (0.05 CPU-s against
+        # 0.5 here), and wait_listening() reads it every 0.3 s.
+        _, output = self.holder.exec_run(
             [
                 "sh",
                 "-c",
                 'for t in tcp tcp6 udp udp6; do echo "== $t"; cat /proc/net/$t 2>/dev/null; done',
             ],
-            image="tools",
-            network_mode=f"container:{self.holder.id}",
+            stderr=False,
         )
-        try:
-            helper.wait(timeout=15)
-            text = helper.logs().decode(errors="replace")
-        finally:
-            helper.remove(force=True)
+        text = output.decode(errors="replace")
         tables = {
             part.split("\n", 1)[0].strip(): part.split("\n", 1)[1]
             for part in text.split("== ")[1:]
