@@ -364,23 +364,26 @@ def test_packets_tcpdump_dropped_are_a_note_in_the_report_not_an_error(
 
 @pytest.mark.parametrize(("left_s", "waited_s"), [(50.0, 30.0), (10.0, 15.0), (-100.0, 1.0)])
 def test_a_probe_waits_no_longer_than_the_checks_time_left(left_s: float, waited_s: float) -> None:
-    """The cases' probes share CHECK_WITHIN_S: each waits at most its own timeout and what is
-    left of the check (and 5 s of grace), and one second once nothing is."""
+    """The cases' probes share CHECK_WITHIN_S: each is stopped (timeout(1), SIGKILL) after at
+    most its own timeout and what is left of the check (and 5 s of grace), and one second once
+    nothing is; what it printed on stdout by then is read."""
 
-    class Probe:
-        waited: float = 0.0
+    class Prober:
+        command: list[str] = []
 
-        def wait(self, timeout: float) -> None:
-            Probe.waited = timeout
-
-        def logs(self, **_: object) -> bytes:
-            return b'{"id": "echo.small"}\nnoise\n'
-
-        def remove(self, **_: object) -> None:
-            pass
+        def exec_run(self, command: list[str], demux: bool) -> tuple[int, tuple[bytes, bytes]]:
+            assert demux
+            Prober.command = command
+            return 137, (b'{"id": "echo.small"}\nnoise\n', b'{"id": "on stderr"}\n')
 
     bench = object.__new__(kit.Bench)
     bench.deadline = time.monotonic() + left_s
-    bench.run = lambda *args, **kwargs: Probe()  # type: ignore[method-assign]
+    bench._prober = Prober()
     assert bench.probe("server", timeout_s=30) == [{"id": "echo.small"}]
-    assert Probe.waited == pytest.approx(waited_s, abs=0.5)
+    timeout, signal, limit, *rest = Prober.command
+    assert (timeout, signal, rest) == (
+        "timeout",
+        "--signal=KILL",
+        ["python3", "-m", "labprobe", "server"],
+    )
+    assert float(limit) == pytest.approx(waited_s, abs=0.5)

@@ -96,6 +96,7 @@ class Stack(Lifecycle):
         self.network_name = f"{self.project}_{NETWORK}"
         self.label = f"{PROJECT_LABEL}={self.project}"
         self._oneoffs: list[Container] = []
+        self._client_host: Container | None = None  # clients.OneOffClients.client_host
         # What a test recorded of the server's process (process_identity) to show later that
         # the process never died or restarted meanwhile.
         self.first_process: tuple[int, str, int] | None = None
@@ -174,6 +175,7 @@ class Stack(Lifecycle):
             with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
         self._oneoffs.clear()
+        self._client_host = None
 
     def oneoff_labels(self) -> dict[str, str]:
         """Labels for a container started beside the stack: the project label makes the sweep
