@@ -10,6 +10,11 @@ def test_nothing_remains_after_a_stack_whose_test_raised() -> None:
     stack = ComposeStack()
     with pytest.raises(RuntimeError, match="the test failed"), stack:
         assert stack.run_client("greet").exit_code == 0
+        # A client run that outlives its bound is killed, and said so, in the client host.
+        with pytest.raises(StackError, match=r"did not finish within 2s \(killed\)"):
+            stack.run_client("echo", "--deadline", "60", "--host", "nowhere", timeout_s=2)
+        commands = [row[-1] for row in stack.client_host().top()["Processes"]]
+        assert commands == ["sleep infinity"], commands
         stack.start_client("echo", "--deadline", "60", "--host", "nowhere")  # still running
         assert stack.leftovers()  # there is something to clean up
         raise RuntimeError("the test failed")
