@@ -14,7 +14,7 @@ def test_nothing_remains_after_a_stack_whose_test_raised() -> None:
         with pytest.raises(StackError, match=r"did not finish within 2s \(killed\)"):
             stack.run_client("echo", "--deadline", "60", "--host", "nowhere", timeout_s=2)
         commands = [row[-1] for row in stack.client_host().top()["Processes"]]
-        assert commands == ["sleep infinity"], commands
+        assert commands and not any("python" in command for command in commands), commands
         stack.start_client("echo", "--deadline", "60", "--host", "nowhere")  # still running
         assert stack.leftovers()  # there is something to clean up
         raise RuntimeError("the test failed")

@@ -380,9 +380,10 @@ def test_a_probe_waits_no_longer_than_the_checks_time_left(left_s: float, waited
     bench.deadline = time.monotonic() + left_s
     bench._prober = Prober()
     assert bench.probe("server", timeout_s=30) == [{"id": "echo.small"}]
-    timeout, signal, limit, *rest = Prober.command
-    assert (timeout, signal, rest) == (
+    timeout, foreground, signal, limit, *rest = Prober.command
+    assert (timeout, foreground, signal, rest) == (
         "timeout",
+        "--foreground",
         "--signal=KILL",
         ["python3", "-m", "labprobe", "server"],
     )

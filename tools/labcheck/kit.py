@@ -176,16 +176,17 @@ class Bench(Lifecycle):
         """The kit's client host: one container on the check's network, in which each probe
         runs (an exec costs the engine a third of a container of its own)."""
         if self._prober is None:
-            self._prober = self.run(["infinity"], entrypoint=["sleep"])
+            self._prober = self.run(["infinity"], entrypoint=["sleep"], init=True)
         return self._prober
 
     def probe(self, *args: str, timeout_s: float = 30) -> list[dict[str, Any]]:
         """``python3 -m labprobe ARGS`` on the kit's client host, stopped (SIGKILL) after
         ``timeout_s`` or when the check's time is up; its JSON lines, those it printed by then."""
         limit = max(1.0, min(timeout_s, self.left() + 5))
+        # --foreground: timeout kills the probe only (not itself with it), then reaps it
+        bounded = ["timeout", "--foreground", "--signal=KILL", f"{limit:.1f}"]
         _, (output, _) = self.prober().exec_run(
-            ["timeout", "--signal=KILL", f"{limit:.1f}", "python3", "-m", "labprobe", *args],
-            demux=True,
+            [*bounded, "python3", "-m", "labprobe", *args], demux=True
         )
         lines = (output or b"").decode(errors="replace").splitlines()
         return [json.loads(line) for line in lines if line.startswith("{")]

@@ -302,7 +302,10 @@ class OneOffClients(Stack):
         hardened like the client service), in which ``run_client`` runs each client."""
         if self._client_host is None:
             self._client_host = self.start_container(
-                "client", ["infinity"], entrypoint=["sleep"]
+                "client",
+                ["infinity"],
+                entrypoint=["sleep"],
+                init=True,  # init: reaps orphans
             ).container
         return self._client_host
 
@@ -315,7 +318,8 @@ class OneOffClients(Stack):
         its own, for a test that runs it in the background or cuts it off."""
         code, (out, err) = self.client_host().exec_run(
             [
-                "timeout",
+                "timeout",  # --foreground: kill the client only, then reap it
+                "--foreground",
                 "--signal=KILL",
                 f"{timeout_s:g}",
                 "python3",
