@@ -204,8 +204,11 @@ def echo_bytewise(where: Where) -> str:
 
 def echo_half_close(where: Where) -> str:
     payload = os.urandom(2 << 20)
-    # A slow reader: when the shutdown arrives, the server still has echo to send.
-    got, _ = echo(where.tcp("echo"), payload, pause_s=0.005)
+    # A slow reader (20 ms between reads of up to 64 KiB, as in echo.large): when the shutdown
+    # arrives, the server still has echo to send. At 5 ms, a server starved of CPU on a busy
+    # machine sent no faster than the client read, and a server that drops what send() did
+    # not take passed (seen once in CI).
+    got, _ = echo(where.tcp("echo"), payload, pause_s=0.02)
     if len(got) < len(payload):
         raise Failed(
             f"the server closed after sending {len(got)} of {len(payload)} bytes "
