@@ -37,7 +37,7 @@ import docker.types
 from docker.models.containers import Container
 from lab import registry
 from labprobe import cases
-from labstack.clients import capture_in
+from labstack.clients import capture_in, exec_bounded
 from labstack.lifecycle import Lifecycle
 from labstack.stack import NotYet, StackError, random_ula_subnet, require_images, wait_for
 
@@ -174,7 +174,7 @@ class Bench(Lifecycle):
 
     def prober(self) -> Container:
         """The kit's client host: one container on the check's network, in which each probe
-        runs (an exec costs the engine a third of a container of its own)."""
+        runs (``exec_bounded``)."""
         if self._prober is None:
             self._prober = self.run(["infinity"], entrypoint=["sleep"], init=True)
         return self._prober
@@ -182,14 +182,9 @@ class Bench(Lifecycle):
     def probe(self, *args: str, timeout_s: float = 30) -> list[dict[str, Any]]:
         """``python3 -m labprobe ARGS`` on the kit's client host, stopped (SIGKILL) after
         ``timeout_s`` or when the check's time is up; its JSON lines, those it printed by then."""
-        limit = max(1.0, min(timeout_s, self.left() + 5))
-        # --foreground: timeout kills the probe only (not itself with it), then reaps it
-        bounded = ["timeout", "--foreground", "--signal=KILL", f"{limit:.1f}"]
-        _, (output, _) = self.prober().exec_run(
-            [*bounded, "python3", "-m", "labprobe", *args], demux=True
-        )
-        lines = (output or b"").decode(errors="replace").splitlines()
-        return [json.loads(line) for line in lines if line.startswith("{")]
+        limit = round(max(1.0, min(timeout_s, self.left() + 5)), 1)
+        _, output, _ = exec_bounded(self.prober(), ["python3", "-m", "labprobe", *args], limit)
+        return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
     def namespace(self) -> Container:
         """A container that only holds a network namespace: what runs in it (a program, a

@@ -103,6 +103,20 @@ def client_result(exit_code: int, stdout: str, stderr: str, client_json: bool) -
     return ClientResult(exit_code, stdout, stderr, data)
 
 
+def exec_bounded(
+    container: Container, command: list[str], timeout_s: float
+) -> tuple[int, str, str]:
+    """``command`` exec'd in a running ``container`` (a client host), stopped with SIGKILL
+    after ``timeout_s``: its status (KILLED when it was stopped), stdout and stderr. An exec
+    costs the engine about a third of a container of its own (0.15 CPU-s against 0.5 on a
+    2-core machine). ``--foreground``: timeout kills the command only, not itself with it,
+    and reaps it."""
+    bounded = ["timeout", "--foreground", "--signal=KILL", f"{timeout_s:g}"]
+    code, (out, err) = container.exec_run([*bounded, *command], demux=True)
+    stdout, stderr = (part.decode(errors="replace") if part else "" for part in (out, err))
+    return code, stdout, stderr
+
+
 @functools.cache
 def client_schema() -> jsonschema.Draft202012Validator:
     schema = json.loads((ROOT / "docs" / "client-result.schema.json").read_text())
@@ -312,25 +326,11 @@ class OneOffClients(Stack):
     def run_client(
         self, *args: str, timeout_s: float = 120, json_output: bool = True
     ) -> ClientResult:
-        """Run a client subcommand to completion in the client host and return its result.
-        An exec costs the engine a third of a container of its own (0.15 CPU-s against 0.5
-        on a 2-core machine); ``start_client`` gives a client a container, and an address, of
-        its own, for a test that runs it in the background or cuts it off."""
-        code, (out, err) = self.client_host().exec_run(
-            [
-                "timeout",  # --foreground: kill the client only, then reap it
-                "--foreground",
-                "--signal=KILL",
-                f"{timeout_s:g}",
-                "python3",
-                "-m",
-                "labclient",
-                *args,
-                *(["--json"] if json_output else []),
-            ],
-            demux=True,
-        )
-        stdout, stderr = (part.decode(errors="replace") if part else "" for part in (out, err))
+        """Run a client subcommand to completion in the client host (``exec_bounded``) and
+        return its result. ``start_client`` gives a client a container, and an address, of its
+        own, for a test that runs it in the background or cuts it off."""
+        command = ["python3", "-m", "labclient", *args, *(["--json"] if json_output else [])]
+        code, stdout, stderr = exec_bounded(self.client_host(), command, timeout_s)
         if code == KILLED:
             raise StackError(
                 f"client {' '.join(args)} did not finish within {timeout_s:g}s (killed); "
