@@ -185,7 +185,10 @@ def test_a_client_that_never_reads(impl: StepStack) -> None:
     else:
         assert other["served"] == 1
     if impl.implementation == "multiconn":
-        assert sent == size and grown > 2 << 20  # it read everything into outb
+        # It read everything into outb: its growth past 2 MiB was waited for above (took_it_in
+        # fails the test otherwise). Read again later, it had moved (1.9 MiB seen once on a busy
+        # machine) as the kernel took part of outb into the reader's buffers.
+        assert sent == size
     if impl.implementation == "lab":
         assert grown < 2 << 20  # it stopped reading: back-pressure (write_buffer_bytes)
 
