@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from labstack import ComposeStack, StackError
+from labstack import ComposeStack, NotYet, StackError, wait_for
+from labstack.clients import KILLED, BackgroundExec
+
+STOPPED = 128 + 15  # SIGTERM, passed on by timeout(1)
 
 
 def test_nothing_remains_after_a_stack_whose_test_raised() -> None:
@@ -15,6 +18,21 @@ def test_nothing_remains_after_a_stack_whose_test_raised() -> None:
             stack.run_client("echo", "--deadline", "60", "--host", "nowhere", timeout_s=2)
         commands = [row[-1] for row in stack.client_host().top()["Processes"]]
         assert commands and not any("python" in command for command in commands), commands
+        # A background exec (the kit's proving servers) ends when stopped, or at its bound.
+        sleeper = ["python3", "-c", "import time; print('up', flush=True); time.sleep(60)"]
+        stopped = BackgroundExec(stack.client_host(), sleeper, 60)
+
+        def says_up() -> None:
+            if "up" not in stopped.output:
+                raise NotYet(f"output so far: {stopped.output!r}")
+
+        wait_for("the background exec to say it is up", says_up, 15)
+        assert stopped.wait(0.5) is None  # still running
+        stopped.stop(within_s=5)
+        assert stopped.wait(0) == STOPPED
+        assert BackgroundExec(stack.client_host(), sleeper, 1).wait(15) == KILLED
+        commands = [row[-1] for row in stack.client_host().top()["Processes"]]
+        assert not any("python" in command for command in commands), commands
         stack.start_client("echo", "--deadline", "60", "--host", "nowhere")  # still running
         assert stack.leftovers()  # there is something to clean up
         raise RuntimeError("the test failed")

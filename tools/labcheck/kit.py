@@ -37,7 +37,7 @@ import docker.types
 from docker.models.containers import Container
 from lab import registry
 from labprobe import cases
-from labstack.clients import capture_in, exec_bounded
+from labstack.clients import BackgroundExec, capture_in, exec_bounded
 from labstack.lifecycle import Lifecycle
 from labstack.stack import NotYet, StackError, random_ula_subnet, require_images, wait_for
 
@@ -50,6 +50,8 @@ CHECK_WITHIN_S = 60  # what the probes of one check wait, in all
 CLIENT_WITHIN_S = 15  # one run of a client under test
 LISTEN_WITHIN_S = 10  # a server under test must listen this soon after it starts
 STOP_WITHIN_S = 10  # SIGTERM must end a server within this
+HOLD_WITHIN_S = 40  # a client holding a connection (labprobe hold reads for 30 s at most)
+PROVE_WITHIN_S = CLIENT_WITHIN_S + 30  # a proving server: its wait to listen, then one client
 PROGRAM_LIMITS: dict[str, Any] = {
     "read_only": True,
     "cap_drop": ["ALL"],
@@ -692,10 +694,11 @@ class ServerCheck(Bench):
             self.report.not_applicable("server.sigterm", sigterm_expected, "nothing to reach")
             self.report.not_applicable("server.port-reuse", reuse_expected, "nothing to reach")
             return
-        holder = (
-            self.run(
-                ["-m", "labprobe", "hold", hosts[protocol], str(self.ports[protocol])],
-                entrypoint=["python3"],
+        holder = (  # a client holding a connection, on the kit's client host
+            BackgroundExec(
+                self.prober(),
+                ["python3", "-m", "labprobe", "hold", hosts[protocol], str(self.ports[protocol])],
+                HOLD_WITHIN_S,
             )
             if protocol == "echo"
             else None
@@ -704,7 +707,7 @@ class ServerCheck(Bench):
             if holder is not None:
                 wait_for(
                     "a client to hold a connection",
-                    lambda: "holding" in holder.logs().decode() or _raise(NotYet()),
+                    lambda: "holding" in holder.output or _raise(NotYet()),
                     10,
                 )
         started, clock = time.time(), time.monotonic()
@@ -726,9 +729,8 @@ class ServerCheck(Bench):
             }
         )
         if holder is not None:
-            with contextlib.suppress(Exception):
-                holder.wait(timeout=5)
-            holder.remove(force=True)
+            holder.wait(5)
+            holder.stop()
         started, clock = time.time(), time.monotonic()
         self.server.start()
         bound = self.wait_listening()
@@ -923,28 +925,27 @@ class ClientCheck(Bench):
                 )
             return "pass", f"exit status {run.exit_code}: {_last(run.output)}"
         assert self.holder is not None
-        prover = self.run(
-            ["-m", "labprobe", "prove", behaviour, str(PROVING_PORT)],
-            entrypoint=["python3"],
-            network_mode=f"container:{self.holder.id}",
+        # in the proving host's namespace, by exec: one proving server after another, each
+        # gone (stop) before the next binds the port
+        prover = BackgroundExec(
+            self.holder,
+            ["python3", "-m", "labprobe", "prove", behaviour, str(PROVING_PORT)],
+            PROVE_WITHIN_S,
         )
         try:
             wait_for(
                 "the proving server",
-                lambda: "listening" in prover.logs().decode() or _raise(NotYet()),
+                lambda: "listening" in prover.output or _raise(NotYet()),
                 15,
                 every_s=0.1,
             )
             run = self.run_client(host, message)
-            with contextlib.suppress(Exception):
-                prover.wait(timeout=2 if behaviour != "silent" else 1)
+            prover.wait(2 if behaviour != "silent" else 1)
             lines = [
-                json.loads(line)
-                for line in prover.logs().decode().splitlines()
-                if line.startswith("{")
+                json.loads(line) for line in prover.output.splitlines() if line.startswith("{")
             ]
         finally:
-            prover.remove(force=True)
+            prover.stop()
         saw = lines[-1] if lines else {}
         if not saw.get("connected"):
             return "fail", (

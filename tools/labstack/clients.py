@@ -9,6 +9,7 @@ import io
 import json
 import subprocess
 import tarfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,6 +116,59 @@ def exec_bounded(
     code, (out, err) = container.exec_run([*bounded, *command], demux=True)
     stdout, stderr = (part.decode(errors="replace") if part else "" for part in (out, err))
     return code, stdout, stderr
+
+
+class BackgroundExec:
+    """``command`` exec'd in a running ``container`` in the background, bounded as
+    ``exec_bounded``: its output (stdout and stderr) as it comes, a bounded wait for its end,
+    and ``stop``, which ends it and waits until it is gone (so that the next command may bind
+    what it bound). A proving server or a held connection for the price of an exec, not of a
+    container of its own."""
+
+    PID = 'echo "$$"; exec "$@"'  # sh says its pid, then becomes timeout(1): what stop signals
+
+    def __init__(self, container: Container, command: list[str], timeout_s: float) -> None:
+        self.container = container
+        self._api = container.client.api
+        bounded = ["timeout", "--foreground", "--signal=KILL", f"{timeout_s:g}", *command]
+        self._id = self._api.exec_create(container.id, ["sh", "-c", self.PID, "sh", *bounded])["Id"]
+        self._chunks: list[bytes] = []
+        stream = self._api.exec_start(self._id, stream=True)
+        self._reader = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._reader.start()
+
+    def _read(self, stream: Iterator[bytes]) -> None:
+        for chunk in stream:
+            self._chunks.append(chunk)
+
+    def _text(self) -> tuple[str, str]:
+        pid, _, output = b"".join(self._chunks).decode(errors="replace").partition("\n")
+        return pid.strip(), output
+
+    @property
+    def output(self) -> str:
+        """What the command printed so far."""
+        return self._text()[1]
+
+    def wait(self, timeout_s: float) -> int | None:
+        """Its exit status, once it has ended within ``timeout_s``; None if it is still
+        running."""
+        self._reader.join(timeout_s)
+        if self._reader.is_alive():
+            return None
+        return int(self._api.exec_inspect(self._id)["ExitCode"])
+
+    def stop(self, within_s: float = 10) -> None:
+        """SIGTERM (timeout(1) passes it on to the command), then wait until it has ended."""
+        if self.wait(0) is not None:
+            return
+        pid = self._text()[0]
+        if pid.isdigit():
+            self.container.exec_run(["sh", "-c", f"kill -TERM {pid} 2>/dev/null"])
+        if self.wait(within_s) is None:
+            raise StackError(
+                f"{self.container.name}: an exec still runs {within_s:g} s after SIGTERM"
+            )
 
 
 @functools.cache
