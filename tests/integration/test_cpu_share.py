@@ -26,13 +26,15 @@ def cpu_share(*command: str, out: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_containers_cpu_is_put_on_its_image(stack: ComposeStack, tmp_path: Path) -> None:
-    server = stack.container("server")
-    image = server.attrs["Config"]["Image"]
-    run = cpu_share("docker", "exec", server.id, "python3", "-c", BURN, out=tmp_path / "s.json")
+    # The stack's client host: nothing runs in it but `sleep` (no health check, unlike the
+    # server, whose checks once added 1.8 CPU-s while a busy machine took 10 s over the burn).
+    host = stack.client_host()
+    image = host.attrs["Config"]["Image"]
+    run = cpu_share("docker", "exec", host.id, "python3", "-c", BURN, out=tmp_path / "s.json")
     assert run.returncode == 0, run.stdout + run.stderr
     share = json.loads((tmp_path / "s.json").read_text())
-    # the burn, plus the server's own turns and a health check or two, and no more
-    assert BURN_S * 0.9 <= share["containers_s"][image] <= BURN_S + 1.5, share
+    # the burn, plus the interpreter's start, and no more
+    assert BURN_S * 0.9 <= share["containers_s"][image] <= BURN_S + 1.0, share
     assert share["busy_s"] >= share["containers_s"][image]
     assert f"| containers of `{image}` (" in run.stdout, run.stdout
 
