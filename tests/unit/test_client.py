@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import threading
 import time
 
 import jsonschema
 import pytest
 from lab import registry
-from labclient import cli, transport
-from labclient.errors import EXIT_UNREACHABLE
+from labclient import cli, exchanges, transport
+from labclient.errors import EXIT_UNREACHABLE, TimedOut
 from labstack import ROOT
 
 SCHEMA = jsonschema.Draft202012Validator(
@@ -118,6 +119,43 @@ def test_echo_udp_and_greet_against_a_local_server(local_server, capsys) -> None
         cli.main(["greet", "--host", "127.0.0.1", "--port", str(ports["greeting"]), "--json"]) == 0
     )
     assert json_line(capsys.readouterr().out)["names_me"] is True
+
+
+def test_udp_waits_twice_as_long_after_each_resend() -> None:
+    """A loopback echo that answers only the fourth copy of each datagram: the client resent 3
+    times, waiting 0.1, 0.2 and 0.4 s (0.7 s at least), not 0.1 s each; with one resend fewer
+    allowed it gives up, and says how it waited."""
+    echo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    echo.bind(("127.0.0.1", 0))
+    echo.settimeout(0.05)
+    seen: dict[bytes, int] = {}
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = echo.recvfrom(2048)
+            except TimeoutError:
+                continue
+            seen[data] = seen.get(data, 0) + 1
+            if seen[data] == 4:
+                echo.sendto(data, peer)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        target = transport.Target("127.0.0.1", echo.getsockname()[1], socket.AF_INET)
+        started = time.monotonic()
+        result = exchanges.udp_echo(target, 16, 1, retries=3, reply_timeout_s=0.1)
+        took = time.monotonic() - started
+        assert result.resent == 3 and result.echoed == 1
+        assert took >= 0.7, took
+        with pytest.raises(TimedOut, match=r"after 3 tries \(waiting 0.1s, doubled"):
+            exchanges.udp_echo(target, 16, 1, retries=2, reply_timeout_s=0.1)
+    finally:
+        stop.set()
+        server.join(5)
+        echo.close()
 
 
 def test_repeat_with_interval_spaces_the_exchanges(local_server, capsys) -> None:

@@ -114,7 +114,8 @@ def _udp_options(p: argparse.ArgumentParser, cfg: ClientConfig, ports: dict[str,
         type=float,
         default=1.0,
         metavar="S",
-        help="wait this long for each echo before resending (%(default)s)",
+        help="wait this long for an echo before resending, twice as long after each resend "
+        "(at most 8 times as long) (%(default)s)",
     )
 
 

@@ -86,14 +86,19 @@ def tcp_echo_many(target: Target, size: int, connections: int) -> EchoManyResult
     return summary
 
 
+REPLY_BACKOFF_CAP = 8  # the longest wait for a UDP echo, in first waits
+
+
 def udp_echo(
     target: Target, size: int, count: int, retries: int, reply_timeout_s: float
 ) -> UdpResult:
     """Send ``count`` datagrams one at a time; each must come back intact.
 
     UDP may lose a datagram (or its echo): we resend after ``reply_timeout_s``, up to ``retries``
-    times, and report how many were resent. A stale echo of an earlier try is recognised by its
-    sequence number and skipped.
+    times, waiting twice as long after each resend (at most REPLY_BACKOFF_CAP times the first
+    wait: a path that is slow for a while, not only lossy, is waited out), and report how many
+    were resent. A stale echo of an earlier try is recognised by its sequence number and
+    skipped.
     """
     size = max(size, 8)
     found, _ = retrying(
@@ -124,12 +129,14 @@ def udp_echo(
                 if attempt:
                     resent += 1
                 sock.send(payload)
-                if _await_echo(sock, payload, reply_timeout_s):
+                wait_s = reply_timeout_s * min(2**attempt, REPLY_BACKOFF_CAP)
+                if _await_echo(sock, payload, wait_s):
                     break
             else:
                 raise TimedOut(
                     f"{where}: no echo of datagram {seq} after {retries + 1} tries "
-                    f"({reply_timeout_s:g}s each)",
+                    f"(waiting {reply_timeout_s:g}s, doubled after each resend up to "
+                    f"{reply_timeout_s * REPLY_BACKOFF_CAP:g}s)",
                     ends,
                     sent=seq,
                     resent=resent,
