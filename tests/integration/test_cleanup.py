@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from labstack import ComposeStack, NotYet, StackError, wait_for
+from labstack import ComposeStack, StackError
 from labstack.clients import KILLED, BackgroundExec
 
 STOPPED = 128 + 15  # SIGTERM, passed on by timeout(1)
@@ -21,12 +21,7 @@ def test_nothing_remains_after_a_stack_whose_test_raised() -> None:
         # A background exec (the kit's proving servers) ends when stopped, or at its bound.
         sleeper = ["python3", "-c", "import time; print('up', flush=True); time.sleep(60)"]
         stopped = BackgroundExec(stack.client_host(), sleeper, 60)
-
-        def says_up() -> None:
-            if "up" not in stopped.output:
-                raise NotYet(f"output so far: {stopped.output!r}")
-
-        wait_for("the background exec to say it is up", says_up, 15)
+        stopped.wait_for_output("up", 15)
         assert stopped.wait(0.5) is None  # still running
         stopped.stop(within_s=5)
         assert stopped.wait(0) == STOPPED

@@ -705,11 +705,7 @@ class ServerCheck(Bench):
         )
         with contextlib.suppress(StackError):
             if holder is not None:
-                wait_for(
-                    "a client to hold a connection",
-                    lambda: "holding" in holder.output or _raise(NotYet()),
-                    10,
-                )
+                holder.wait_for_output("holding", 10)
         started, clock = time.time(), time.monotonic()
         self.server.stop(timeout=STOP_WITHIN_S)
         took = time.monotonic() - clock
@@ -751,10 +747,6 @@ class ServerCheck(Bench):
                 "started": started,
             }
         )
-
-
-def _raise(exc: Exception) -> bool:
-    raise exc
 
 
 # -- a client under test -------------------------------------------------------------------------
@@ -933,12 +925,7 @@ class ClientCheck(Bench):
             PROVE_WITHIN_S,
         )
         try:
-            wait_for(
-                "the proving server",
-                lambda: "listening" in prover.output or _raise(NotYet()),
-                15,
-                every_s=0.1,
-            )
+            prover.wait_for_output("listening", 15)
             run = self.run_client(host, message)
             prover.wait(2 if behaviour != "silent" else 1)
             lines = [

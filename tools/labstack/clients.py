@@ -104,16 +104,20 @@ def client_result(exit_code: int, stdout: str, stderr: str, client_json: bool) -
     return ClientResult(exit_code, stdout, stderr, data)
 
 
+def bounded(command: list[str], timeout_s: float) -> list[str]:
+    """``command`` under timeout(1), SIGKILL after ``timeout_s``. ``--foreground``: timeout
+    kills the command only, not itself with it, and reaps it."""
+    return ["timeout", "--foreground", "--signal=KILL", f"{timeout_s:g}", *command]
+
+
 def exec_bounded(
     container: Container, command: list[str], timeout_s: float
 ) -> tuple[int, str, str]:
     """``command`` exec'd in a running ``container`` (a client host), stopped with SIGKILL
     after ``timeout_s``: its status (KILLED when it was stopped), stdout and stderr. An exec
     costs the engine about a third of a container of its own (0.15 CPU-s against 0.5 on a
-    2-core machine). ``--foreground``: timeout kills the command only, not itself with it,
-    and reaps it."""
-    bounded = ["timeout", "--foreground", "--signal=KILL", f"{timeout_s:g}"]
-    code, (out, err) = container.exec_run([*bounded, *command], demux=True)
+    2-core machine)."""
+    code, (out, err) = container.exec_run(bounded(command, timeout_s), demux=True)
     stdout, stderr = (part.decode(errors="replace") if part else "" for part in (out, err))
     return code, stdout, stderr
 
@@ -130,8 +134,9 @@ class BackgroundExec:
     def __init__(self, container: Container, command: list[str], timeout_s: float) -> None:
         self.container = container
         self._api = container.client.api
-        bounded = ["timeout", "--foreground", "--signal=KILL", f"{timeout_s:g}", *command]
-        self._id = self._api.exec_create(container.id, ["sh", "-c", self.PID, "sh", *bounded])["Id"]
+        self._id = self._api.exec_create(
+            container.id, ["sh", "-c", self.PID, "sh", *bounded(command, timeout_s)]
+        )["Id"]
         self._chunks: list[bytes] = []
         stream = self._api.exec_start(self._id, stream=True)
         self._reader = threading.Thread(target=self._read, args=(stream,), daemon=True)
@@ -149,6 +154,15 @@ class BackgroundExec:
     def output(self) -> str:
         """What the command printed so far."""
         return self._text()[1]
+
+    def wait_for_output(self, text: str, within_s: float) -> None:
+        """Wait until it has printed ``text`` (StackError after ``within_s``)."""
+
+        def printed() -> None:
+            if text not in self.output:
+                raise NotYet(f"{text!r} not in its output yet: {self.output[-200:]!r}")
+
+        wait_for(f"{text!r} from an exec in {self.container.name}", printed, within_s)
 
     def wait(self, timeout_s: float) -> int | None:
         """Its exit status, once it has ended within ``timeout_s``; None if it is still
