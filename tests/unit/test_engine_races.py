@@ -7,9 +7,13 @@ and needs nothing."""
 from __future__ import annotations
 
 import ast
+import io
 from pathlib import Path
+from types import SimpleNamespace
 
+from docker.models.images import Image
 from labstack import ROOT
+from labstack.cluster import save_image
 
 
 def high_level_lists(path: Path) -> list[ast.Call]:
@@ -59,3 +63,30 @@ def test_the_check_sees_a_racy_call(tmp_path: Path) -> None:
     calls = high_level_lists(source)
     assert [c.lineno for c in calls] == [1, 2]
     assert [ignores_removed(c) for c in calls] == [False, True]
+
+
+class RecordingApi:
+    """What the SDK's ``Image.save`` asks the engine for: the image it names."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def get_image(self, image: str, chunk_size: int) -> list[bytes]:
+        self.asked.append(image)
+        return [b"archive of " + image.encode()]
+
+
+def test_the_cluster_saves_an_image_under_the_name_it_asked_for() -> None:
+    """Another test may tag the shared client image meanwhile (test_cpu_share does): the SDK's
+    ``save(named=True)`` would name the archive after the first tag, ``:cpu-share-...``, and the
+    nodes would have no ``:latest``."""
+    api = RecordingApi()
+    tags = ["sockets-lab/client:cpu-share-1a2b3c4d", "sockets-lab/client:latest"]
+    image = Image(attrs={"Id": "sha256:ab", "RepoTags": tags}, client=SimpleNamespace(api=api))
+    engine = SimpleNamespace(images=SimpleNamespace(get=lambda name: image))
+    out = io.BytesIO()
+    save_image(engine, "sockets-lab/client:latest", out)
+    assert api.asked == ["sockets-lab/client:latest"]
+    assert out.getvalue() == b"archive of sockets-lab/client:latest"
+    image.save(named=True)  # what it did before, for contrast: the first tag
+    assert api.asked[-1] == "sockets-lab/client:cpu-share-1a2b3c4d"

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import docker
 import docker.errors
@@ -119,6 +119,15 @@ def _runs_spec(task: dict[str, Any], template: dict[str, Any]) -> bool:
     """Whether ``task`` was made from this task template: its container (image, environment,
     command) and its placement."""
     return all(task["Spec"].get(key) == template.get(key) for key in ("ContainerSpec", "Placement"))
+
+
+def save_image(engine: docker.DockerClient, name: str, out: BinaryIO) -> None:
+    """Write ``docker save`` of the image ``name`` to ``out``, under that name. (The SDK's
+    ``save(named=True)`` names the archive after the image's *first* tag: while another test
+    had tagged the client image ``:cpu-share-...``, the nodes loaded it under that tag only, and
+    eight cluster tests found no ``:latest``.)"""
+    for chunk in engine.images.get(name).save(named=name):
+        out.write(chunk)
 
 
 class ClusterError(StackError):
@@ -399,8 +408,7 @@ class Cluster(Lifecycle):
         for name in names:
             archives.append(self._socket_root / f"{name.split('/')[-1]}.tar")
             with archives[-1].open("wb") as out:
-                for chunk in self.docker.images.get(name).save(named=True):
-                    out.write(chunk)
+                save_image(self.docker, name, out)
 
         def load(node: Node) -> None:
             for name, archive in zip(names, archives, strict=True):
