@@ -135,26 +135,75 @@ def read_all(
         return bytes(data), "reset"
 
 
+SLOW_READER_BUFFER = 64 << 10  # a slow reader's buffers, each way (Linux doubles them)
+HOLD_BACK_S = 1.0  # a slow reader reads once the client could send nothing for this long
+
+
+class Sending:
+    """How a client's send is going, for its reader: when it last got bytes out, and whether
+    it is done."""
+
+    def __init__(self) -> None:
+        self.moved, self.done = time.monotonic(), threading.Event()
+
+    def stalled_or_done(self, quiet_s: float) -> None:
+        """Return once nothing has gone out for ``quiet_s``, or everything has."""
+        while not self.done.wait(0.05) and time.monotonic() - self.moved < quiet_s:
+            pass
+
+
+def slow_reader_socket(address: tuple[str, int]) -> socket.socket:
+    """A connected socket with small buffers of its own, set before connecting (the window is
+    agreed then). The kernel's autotuning could otherwise grow the receive buffer to hold a
+    whole echo, so that a server never meets a full send buffer, and the send buffer to take
+    the whole payload at once, so that "sent" would not mean "the server has it"."""
+    sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+    try:
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            sock.setsockopt(socket.SOL_SOCKET, option, SLOW_READER_BUFFER)
+        sock.settimeout(TIMEOUT_S)
+        sock.connect(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def echo(address: tuple[str, int], payload: bytes, pause_s: float = 0.0) -> tuple[bytes, str]:
     """Send ``payload`` (while reading, so that neither side's buffers can deadlock),
-    half-close, and read to the end."""
-    with connect(address) as sock:
+    half-close, and read to the end. With ``pause_s``, a slow reader: a small receive buffer,
+    nothing read until the client could send nothing for HOLD_BACK_S (or has sent it all), then
+    ``pause_s`` between reads. So the server meets a full send buffer however fast it runs: a
+    server starved of CPU on a busy machine once sent no faster than a reader that only paused
+    read, and a server that drops what send() did not take passed."""
+    slow = pause_s > 0
+    with slow_reader_socket(address) if slow else connect(address) as sock:
         got: list[tuple[bytes, str]] = []
-        reader = threading.Thread(
-            target=lambda: got.append(read_all(sock, len(payload) + 1, pause_s=pause_s))
-        )
+        sending = Sending()
+
+        def read() -> None:
+            if slow:
+                sending.stalled_or_done(HOLD_BACK_S)
+            got.append(read_all(sock, len(payload) + 1, pause_s=pause_s))
+
+        reader = threading.Thread(target=read)
         reader.start()
-        sending: OSError | None = None
+        failed: OSError | None = None
         try:
-            sock.sendall(payload)
+            left = memoryview(payload)
+            while left:
+                left = left[sock.send(left[:65536]) :]
+                sending.moved = time.monotonic()
+            sending.done.set()
             sock.shutdown(socket.SHUT_WR)
         except OSError as exc:  # the server reset or closed while the client still sent
-            sending = exc
+            failed = exc
         finally:
-            reader.join(TIMEOUT_S * 4 + len(payload) / 1e5)
+            sending.done.set()
+            reader.join(TIMEOUT_S * 4 + HOLD_BACK_S + len(payload) / 1e5)
         data, end = got[0] if got else (b"", "timeout")
-        if sending is not None:
-            end = f"{end} (the client's send failed: {type(sending).__name__})"
+        if failed is not None:
+            end = f"{end} (the client's send failed: {type(failed).__name__})"
         return data, end
 
 
@@ -178,7 +227,7 @@ def echo_small(where: Where) -> str:
 
 def echo_large(where: Where) -> str:
     payload = os.urandom(4 << 20)
-    # A slow client (20 ms between reads of up to 64 KiB: about 3 MB/s): the server's socket
+    # A slow client (it holds back, then reads up to 64 KiB every 20 ms): the server's socket
     # buffer fills, and its send() says so (EAGAIN, or a short count) again and again.
     got, end = echo(where.tcp("echo"), payload, pause_s=0.02)
     if got != payload:
@@ -204,10 +253,8 @@ def echo_bytewise(where: Where) -> str:
 
 def echo_half_close(where: Where) -> str:
     payload = os.urandom(2 << 20)
-    # A slow reader (20 ms between reads of up to 64 KiB, as in echo.large): when the shutdown
-    # arrives, the server still has echo to send. At 5 ms, a server starved of CPU on a busy
-    # machine sent no faster than the client read, and a server that drops what send() did
-    # not take passed (seen once in CI).
+    # A slow reader (as in echo.large): when the shutdown arrives, the server still has echo to
+    # send.
     got, _ = echo(where.tcp("echo"), payload, pause_s=0.02)
     if len(got) < len(payload):
         raise Failed(

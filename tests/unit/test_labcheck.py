@@ -287,6 +287,43 @@ def test_echo_cases_tell_a_right_server_from_a_wrong_one(
     assert bool(result.hint) == (verdict == "fail")
 
 
+def starved_send_not_sendall(conn: socket.socket) -> None:
+    """send() where sendall() belongs, on a non-blocking socket, in a server that runs slower
+    than the kit's slow reader reads (as one starved of CPU on a busy machine does). Its send
+    buffer is small, as the kernel starts one on a real network (on loopback, with its 64 KiB
+    MTU, the kernel makes it megabytes from the start)."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 << 10)
+    conn.setblocking(False)
+    while True:
+        time.sleep(0.05)  # about 1.3 MB/s of 64 KiB reads
+        try:
+            data = conn.recv(65536)
+        except BlockingIOError:
+            continue
+        if not data:
+            return
+        with contextlib.suppress(BlockingIOError):
+            conn.send(data)  # what the kernel did not take is lost
+
+
+@pytest.mark.parametrize(
+    ("handler", "case_id", "verdict"),
+    [
+        (good_echo, "echo.large", "pass"),
+        (starved_send_not_sendall, "echo.large", "fail"),
+        (starved_send_not_sendall, "echo.half-close", "fail"),
+    ],
+)
+def test_the_slow_reader_holds_back_until_the_servers_buffer_is_full(
+    serve: Callable[[Handler], cases.Where], handler: Handler, case_id: str, verdict: str
+) -> None:
+    """A reader that only paused between reads let a slow server that drops what send() did
+    not take pass: it sent no faster than the reader read, so its buffer never filled (seen in
+    CI). Holding back until the client can send no more, or has sent everything, fills it."""
+    result = cases.by_id(case_id).run(serve(handler))
+    assert result.verdict == verdict, result
+
+
 def _replies_with(payload: bytes) -> Handler:
     def handler(conn: socket.socket) -> None:
         conn.recv(65536)
