@@ -34,8 +34,10 @@ MIN_SAMPLE_S = 0.004  # each measurement repeats the call until it has taken thi
 
 def cpu_per_call(call: Callable[[], object]) -> float:
     """The CPU time of one ``call()``: repeated until MIN_SAMPLE_S, best of three, with the
-    heap frozen (a collection that walks pytest's heap is not the parser's cost)."""
-    gc.collect()
+    heap frozen (a collection that walks pytest's heap is not the parser's cost). Frozen, not
+    collected first: a full collection of a pytest-xdist worker's heap, before each of the
+    module's thousands of measurements, cost far more than they did (the module took 93 s of
+    test time in ``make test``, 8 s without it)."""
     gc.freeze()
     try:
         best = float("inf")
