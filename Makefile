@@ -68,7 +68,7 @@ $(VENV)/.installed: requirements-dev.txt pyproject.toml
 deps: $(VENV)/.installed ## the pinned Python packages and the project's own (editable), in .venv
 
 # Five parts. The unit tests on twice as many workers as cores, at most 16 (in-process servers,
-# loopback; a third of their time is spent waiting on timers: 66 s against 82 s on 2 cores, on 4
+# loopback; much of their time is spent waiting on timers: 61 s against 92 s on 2 cores, on 4
 # workers against 2; UNIT_WORKERS=0: serially). Then, side by side (ALONGSIDE=1, the default),
 # three parts that together keep a 2-core machine busy: the integration suite on
 # INTEGRATION_WORKERS (2; a module's tests stay together: see its conftest), the cluster's tests
