@@ -27,7 +27,6 @@ SLOW_READER_S = 5.0
 SLOW_READER_MAX_S = 15.0
 SLOW_READER_ENOUGH = 4 << 20  # twice what the kit lets a server grow
 STILL_TAKING_S = 1.0  # a server that took nothing for this long has stopped reading
-SLOW_READER_BUFFER = 64 << 10  # each way (Linux doubles it)
 
 
 def server(hosts: str, ports: str, wanted: str) -> int:
@@ -43,15 +42,10 @@ def slow_reader(ipv4: str, port: int) -> int:
     cannot send grows all that time (one starved of CPU takes the bytes slowly: on a busy
     machine the tutorial's multiconn loop took 1.6 MiB in 5 s). Then check that another client
     is served."""
-    sock = socket.socket(socket.AF_INET6 if ":" in ipv4 else socket.AF_INET, socket.SOCK_STREAM)
-    # Small buffers of our own, set before connecting (the window is agreed then): what we
-    # send waits in the server, not in our kernel. With the kernel's own sizes, a server that
-    # buffers everything grew 1.6 MiB on a busy machine for 9.7 MiB sent: the rest was in the
-    # two kernels' buffers.
-    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        sock.setsockopt(socket.SOL_SOCKET, option, SLOW_READER_BUFFER)
-    sock.settimeout(cases.TIMEOUT_S)
-    sock.connect((ipv4, port))
+    # Small buffers of our own (cases.slow_reader_socket): what we send waits in the server, not
+    # in our kernel. With the kernel's own sizes, a server that buffers everything grew 1.6 MiB
+    # on a busy machine for 9.7 MiB sent: the rest was in the two kernels' buffers.
+    sock = cases.slow_reader_socket((ipv4, port))
     sock.setblocking(False)
     sent = 0
     chunk = os.urandom(65536)
