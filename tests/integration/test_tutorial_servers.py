@@ -11,7 +11,8 @@ from pathlib import Path
 import learner_peers
 import pytest
 from lab import registry
-from labstack import ClientRun, ComposeStack, NotYet, wait_for
+from labstack import ComposeStack, NotYet, wait_for
+from labstack.clients import BackgroundExec
 
 pytestmark = pytest.mark.slow
 
@@ -38,14 +39,16 @@ def impl(request: pytest.FixtureRequest) -> Iterator[StepStack]:
         yield stack
 
 
-def peer(stack: ComposeStack, *args: str) -> ClientRun:
-    return stack.start_python(SOURCE, args[0], "server", ECHO, *args[1:])
+def peer(stack: ComposeStack, *args: str) -> BackgroundExec:
+    """A learner's peer on another host than the server's: the stack's client host, where it
+    runs as an exec (none of these tests needs a peer with an address of its own)."""
+    return stack.exec_python(SOURCE, args[0], "server", ECHO, *args[1:])
 
 
-def result_of(run: ClientRun, timeout_s: float = 120) -> dict:
-    result = run.wait(timeout_s)
-    assert result.exit_code == 0, result
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def result_of(run: BackgroundExec, timeout_s: float = 120) -> dict:
+    status = run.wait(timeout_s)
+    assert status == 0, f"the peer's exec ended {status}: {run.output[-2000:]}"
+    return json.loads(run.output.strip().splitlines()[-1])
 
 
 def threads(stack: ComposeStack) -> int:
@@ -64,11 +67,10 @@ def cpu_wanted_seconds(stack: ComposeStack) -> float:
     return (int(ran) + int(waited)) / 1e9
 
 
-def holding(stack: ComposeStack, *args: str) -> tuple[ClientRun, int]:
+def holding(stack: ComposeStack, *args: str) -> tuple[BackgroundExec, int]:
     """Start an ``idle`` peer and wait until its clients are connected and idle."""
     run = peer(stack, "idle", *args)
-    line = stack.wait_for_log(run.container, "holding", within_s=90)
-    return run, int(line.split()[1])
+    return run, int(run.line_with("holding", within_s=90).split()[1])
 
 
 def test_health_check_probes_what_it_serves(impl: StepStack) -> None:
@@ -169,7 +171,7 @@ def test_a_client_that_never_reads(impl: StepStack) -> None:
     # It holds (never reading) for 30 s after sending: longer than this test looks, however
     # busy the machine; the test stops it once the server's memory is read.
     slow = peer(impl, "slow-reader", str(size), "30")
-    sent = int(impl.wait_for_log(slow.container, "sent", within_s=30).split()[1])
+    sent = int(slow.line_with("sent", within_s=30).split()[1])
     if impl.implementation == "multiconn":  # it reads the kernel's buffers into outb meanwhile
 
         def took_it_in() -> None:
@@ -179,9 +181,8 @@ def test_a_client_that_never_reads(impl: StepStack) -> None:
         wait_for("multiconn to read what the slow reader sent", took_it_in, 20, every_s=0.2)
     other = result_of(peer(impl, "idle", "1", "0", "1.5"))
     grown = impl.memory_bytes("server") - before  # 1.5 s or more after the sender stopped
-    slow.container.reload()
-    assert slow.container.status == "running", "the slow reader let go before memory was read"
-    slow.container.kill()
+    assert slow.wait(0) is None, "the slow reader let go before memory was read"
+    slow.stop()
     print(
         f"{impl.implementation}: a client sent {sent} bytes without reading; the server grew "
         f"{grown / 2**20:.1f} MiB; another client served: {other['served'] == 1}"
@@ -212,4 +213,4 @@ def test_sigterm(impl: StepStack) -> None:
     assert took < 6  # the lab drains for at most LAB_SHUTDOWN_GRACE_S (5 s); the others at once
     if impl.implementation != "lab":
         assert took < 2
-    run.container.kill()
+    run.stop()

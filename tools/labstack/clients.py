@@ -164,6 +164,11 @@ class BackgroundExec:
 
         wait_for(f"{text!r} from an exec in {self.container.name}", printed, within_s)
 
+    def line_with(self, text: str, within_s: float) -> str:
+        """The first line it printed with ``text`` in it, once it has (``wait_for_output``)."""
+        self.wait_for_output(text, within_s)
+        return next(line for line in self.output.splitlines() if text in line)
+
     def wait(self, timeout_s: float) -> int | None:
         """Its exit status, once it has ended within ``timeout_s``; None if it is still
         running."""
@@ -361,6 +366,12 @@ class OneOffClients(Stack):
     def start_python(self, source: str, *args: str) -> ClientRun:
         """Run a stdlib Python script (e.g. a test peer) in a one-off container on the network."""
         return self.start_container("client", list(args), entrypoint=["python3", "-c", source])
+
+    def exec_python(self, source: str, *args: str, timeout_s: float = 150) -> BackgroundExec:
+        """Run a stdlib Python script (a test peer) in the client host, in the background
+        (``BackgroundExec``, stopped with SIGKILL after ``timeout_s``): for a peer that needs no
+        address of its own, an exec instead of a container (``start_python``)."""
+        return BackgroundExec(self.client_host(), ["python3", "-c", source, *args], timeout_s)
 
     @contextlib.contextmanager
     def capture(
