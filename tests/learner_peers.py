@@ -5,8 +5,9 @@
     python3 learner_peers.py idle HOST PORT N HOLD_S [T]  N clients connect, each echoed once
         (waiting at most T s), print "holding", stay idle for HOLD_S; then one more client is
         timed; prints how many were served
-    python3 learner_peers.py slow-reader HOST PORT BYTES HOLD_S   sends up to BYTES and never
-        reads; prints "sent N" as soon as it stops sending, holds, then closes
+    python3 learner_peers.py slow-reader HOST PORT BYTES HOLD_S [T]   sends up to BYTES and
+        never reads, stopping once the server has taken nothing for T s (2); prints "sent N"
+        as soon as it stops sending, holds, then closes
 
 Every socket has a timeout; each mode stops by itself. One JSON line on stdout at the end.
 """
@@ -79,8 +80,8 @@ def idle(host: str, port: int, count: int, hold_s: float, timeout_s: float) -> d
     return {"served": served, "not_served": refused, "fresh_echo_s": fresh_s}
 
 
-def slow_reader(host: str, port: int, size: int, hold_s: float) -> dict:
-    sock = connect(host, port, timeout_s=2.0)
+def slow_reader(host: str, port: int, size: int, hold_s: float, patience_s: float) -> dict:
+    sock = connect(host, port, timeout_s=patience_s)
     chunk, sent = b"x" * 65536, 0
     try:
         while sent < size:
@@ -102,5 +103,7 @@ if __name__ == "__main__":
             host, int(port), int(rest[0]), float(rest[1]), float(rest[2]) if len(rest) > 2 else 1.0
         )
     else:
-        out = slow_reader(host, int(port), int(rest[0]), float(rest[1]))
+        out = slow_reader(
+            host, int(port), int(rest[0]), float(rest[1]), float(rest[2]) if len(rest) > 2 else 2.0
+        )
     print(json.dumps(out), flush=True)

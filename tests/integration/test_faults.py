@@ -99,10 +99,12 @@ def test_2_sigterm_during_an_exchange_lets_it_finish_and_exits_0(healthy: Compos
     assert result.digest_ok and result.retries == 0 and result.received == 1 << 20
     events = healthy.server_events(mark)
     (drain,) = [i for i, e in enumerate(events) if e["event"] == "draining"]
-    assert events[drain]["signal"] == "SIGTERM" and events[drain]["in_flight"] == 1, events[drain]
-    assert any(
-        e["event"] == "closed" and event_matches(e, {"peer_ip": client_ip}) for e in events[drain:]
-    )
+    # In flight: the client's connection, and a health check's probe if one was under way (the
+    # probes come from loopback and are logged at DEBUG: 2 once in CI).
+    assert events[drain]["signal"] == "SIGTERM" and events[drain]["in_flight"] >= 1, events[drain]
+    after = events[drain:]
+    (closed,) = [e for e in after if event_matches(e, {"event": "closed", "peer_ip": client_ip})]
+    assert closed["rx"] == closed["tx"] == 1 << 20, closed  # the whole exchange, after SIGTERM
 
 
 def test_3_paused_server_gives_timeouts_then_works_again(healthy: ComposeStack) -> None:
