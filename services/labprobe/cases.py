@@ -171,11 +171,12 @@ def slow_reader_socket(address: tuple[str, int]) -> socket.socket:
 
 def echo(address: tuple[str, int], payload: bytes, pause_s: float = 0.0) -> tuple[bytes, str]:
     """Send ``payload`` (while reading, so that neither side's buffers can deadlock),
-    half-close, and read to the end. With ``pause_s``, a slow reader: a small receive buffer,
-    nothing read until the client could send nothing for HOLD_BACK_S (or has sent it all), then
-    ``pause_s`` between reads. So the server meets a full send buffer however fast it runs: a
-    server starved of CPU on a busy machine once sent no faster than a reader that only paused
-    read, and a server that drops what send() did not take passed."""
+    half-close, and read to the end. With ``pause_s``, a slow reader: small buffers of its own
+    (``slow_reader_socket``), nothing read until the client could send nothing for HOLD_BACK_S
+    (or has sent it all), then ``pause_s`` between reads. So the server meets a full send
+    buffer however fast it runs: a server starved of CPU on a busy machine once sent no faster
+    than a reader that only paused read, and a server that drops what send() did not take
+    passed."""
     slow = pause_s > 0
     with slow_reader_socket(address) if slow else connect(address) as sock:
         got: list[tuple[bytes, str]] = []
