@@ -70,7 +70,7 @@ def cpu_wanted_seconds(stack: ComposeStack) -> float:
 def holding(stack: ComposeStack, *args: str) -> tuple[BackgroundExec, int]:
     """Start an ``idle`` peer and wait until its clients are connected and idle."""
     run = peer(stack, "idle", *args)
-    return run, int(run.line_with("holding", within_s=90).split()[1])
+    return run, int(run.wait_for_output("holding", within_s=90).split()[1])
 
 
 def test_health_check_probes_what_it_serves(impl: StepStack) -> None:
@@ -175,7 +175,7 @@ def test_a_client_that_never_reads(impl: StepStack) -> None:
     # for 2 s, and the reader stopped at 3.7 of its 4 MiB.
     patience = "10" if impl.implementation == "multiconn" else "2"
     slow = peer(impl, "slow-reader", str(size), "30", patience)
-    sent = int(slow.line_with("sent", within_s=30).split()[1])
+    sent = int(slow.wait_for_output("sent", within_s=30).split()[1])
     if impl.implementation == "multiconn":  # it reads the kernel's buffers into outb meanwhile
 
         def took_it_in() -> None:

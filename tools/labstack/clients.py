@@ -155,19 +155,17 @@ class BackgroundExec:
         """What the command printed so far."""
         return self._text()[1]
 
-    def wait_for_output(self, text: str, within_s: float) -> None:
-        """Wait until it has printed ``text`` (StackError after ``within_s``)."""
+    def wait_for_output(self, text: str, within_s: float) -> str:
+        """Wait until it has printed ``text`` (StackError after ``within_s``); the first line
+        with ``text`` in it."""
 
-        def printed() -> None:
-            if text not in self.output:
-                raise NotYet(f"{text!r} not in its output yet: {self.output[-200:]!r}")
+        def printed() -> str:
+            for line in self.output.splitlines():
+                if text in line:
+                    return line
+            raise NotYet(f"{text!r} not in its output yet: {self.output[-200:]!r}")
 
-        wait_for(f"{text!r} from an exec in {self.container.name}", printed, within_s)
-
-    def line_with(self, text: str, within_s: float) -> str:
-        """The first line it printed with ``text`` in it, once it has (``wait_for_output``)."""
-        self.wait_for_output(text, within_s)
-        return next(line for line in self.output.splitlines() if text in line)
+        return wait_for(f"{text!r} from an exec in {self.container.name}", printed, within_s)
 
     def wait(self, timeout_s: float) -> int | None:
         """Its exit status, once it has ended within ``timeout_s``; None if it is still
