@@ -76,8 +76,8 @@ deps: $(VENV)/.installed ## the pinned Python packages and the project's own (ed
 # (3) at a time (each grades a program in its own containers and mostly waits on its timeouts),
 # with the tests marked `with_kit` (the benchmark's smoke run and the soak: they assert no
 # timing); the cluster's and the kit's output follows the integration suite's. Last, alone, the
-# tests marked `alone`: they time how long a bystander waits while an attack runs, which nothing
-# else on the machine may skew. ALONGSIDE=0 runs the middle three one after another.
+# tests marked `alone` (test_bounded.py): they time how long a bystander waits while an attack
+# runs, which nothing else on the machine may skew. ALONGSIDE=0 runs the middle three one after another.
 # JUNIT_DIR=dir writes dir/<part>.xml. Every part runs even if one before failed (Ctrl-C stops
 # them all); the status is the first failure's.
 UNIT_WORKERS ?= $(shell n=$$(( $$(nproc) * 2 )); echo $$(( n > 16 ? 16 : n )))

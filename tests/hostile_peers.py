@@ -309,15 +309,18 @@ def trickle(host: str, port: int, every_s: float, max_s: float) -> dict:
 
 
 def pipeline(host: str, port: int, count: int, every_s: float) -> dict:
-    """Correct pipelining that takes a while: each request in two halves ``every_s`` apart."""
+    """Correct pipelining that takes a while: each request in two halves ``every_s`` apart, the
+    second half of one sent with the first half of the next (one ``sendall``), so that the
+    server never sees the connection between frames until the last one: it is in an exchange
+    throughout, as a peer that never pauses is."""
     request = frame(json.dumps({"action": "echo", "value": "x" * 64}).encode())
     started = time.monotonic()
-    received = b""
+    received, pending = b"", b""
     with socket.create_connection((host, port), timeout=TIMEOUT_S) as sock:
         for _ in range(count):
-            sock.sendall(request[:40])
+            sock.sendall(pending + request[:40])
             time.sleep(every_s)
-            sock.sendall(request[40:])
+            pending = request[40:]
             sock.setblocking(False)
             try:
                 while chunk := sock.recv(65536):
@@ -325,6 +328,7 @@ def pipeline(host: str, port: int, count: int, every_s: float) -> dict:
             except BlockingIOError:
                 pass
             sock.setblocking(True)
+        sock.sendall(pending)
         sock.shutdown(socket.SHUT_WR)
         rest, end = read_until_closed(sock)
     return {

@@ -20,9 +20,10 @@ from labserver.loop import HEALTH_SLOTS
 from labstack import ComposeStack, NotYet, wait_for
 from serverlog import wait_for_warnings
 
-# Bystanders' waits are timed here: make test runs this module alone (marker `alone`), as CPU
-# taken by other groups would be counted against the server.
-pytestmark = [pytest.mark.slow, pytest.mark.alone]
+# The times asserted here are the server's own limits (first byte, lifetime, frame deadline),
+# each with a margin, and replies "at once" (under 1 s): make test runs this module beside the
+# other groups (test_bounded.py, which times bystanders' waits under attack, runs alone).
+pytestmark = pytest.mark.slow
 
 APP, ECHO = registry.default_port("app"), registry.default_port("tcp-echo")
 HOSTILE_SOURCE = Path(hostile_peers.__file__).read_text()
@@ -221,7 +222,14 @@ def test_silent_and_trickling_peers_are_cut_off(guarded: ComposeStack) -> None:
 def test_correct_pipelining_for_longer_than_the_frame_deadline_is_never_cut(
     guarded: ComposeStack,
 ) -> None:
-    outcome = run_peer(guarded, "pipeline", "server", str(APP), "8", "1.0")
+    """A peer in an exchange throughout (never between frames) for over twice the frame
+    deadline is not cut by it. It has to end before the lifetime plus one frame deadline (8 s
+    here), when the server closes even a peer that never pauses (the trickler's test): 8
+    requests 0.8 s apart take 6.4 s, which leaves 1.6 s for a busy machine's late wake-ups
+    (8 requests 1 s apart ended after 8 s once, beside the other groups, and were cut)."""
+    every_s = 0.8
+    assert 8 * every_s + 1.5 < LIFETIME_S + FRAME_DEADLINE_S
+    outcome = run_peer(guarded, "pipeline", "server", str(APP), "8", str(every_s))
     assert outcome["elapsed_s"] > 2 * FRAME_DEADLINE_S
     got = replies(outcome["received_hex"])
     assert [r.get("result") for r in got] == ["x" * 64] * 8
