@@ -109,17 +109,17 @@ define run_suite
 	  if [ $$1 = 2 ]; then exit 2; fi; \
 	  if [ $$1 != 0 ] && [ $$1 != 5 ] && [ $$status = 0 ]; then status=$$1; fi; \
 	}; \
-	code=0; part unit || code=$$?; judge $$code; \
 	if [ "$(ALONGSIDE)" = 1 ]; then \
-	  echo "make: the cluster's and the kit's tests run beside the integration suite; their output follows it"; \
+	  echo "make: the cluster's and the kit's tests run beside the unit tests and the integration suite; their output follows"; \
 	  part cluster > "$$logs/cluster" 2>&1 & cluster=$$!; \
 	  part check > "$$logs/check" 2>&1 & kit=$$!; \
+	  code=0; part unit || code=$$?; judge $$code; \
 	  code=0; part integration || code=$$?; \
 	  cluster_code=0; wait $$cluster || cluster_code=$$?; cat "$$logs/cluster"; \
 	  kit_code=0; wait $$kit || kit_code=$$?; cat "$$logs/check"; \
 	  judge $$code; judge $$cluster_code; judge $$kit_code; \
 	else \
-	  for serial in integration cluster check; do \
+	  for serial in unit integration cluster check; do \
 	    code=0; part $$serial || code=$$?; judge $$code; \
 	  done; \
 	fi; \

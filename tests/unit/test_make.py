@@ -120,15 +120,18 @@ def test_the_quick_suite_leaves_out_the_slow_groups() -> None:
 
 
 def test_make_test_runs_the_cluster_and_the_kit_beside_the_integration_suite() -> None:
-    """docs/testing.md: the cluster's and the kit's tests in the background while the
-    integration suite runs, their output after it, the tests marked alone last;
-    ALONGSIDE=0 runs the middle three one after another."""
+    """docs/testing.md: the cluster's and the kit's tests in the background while the unit
+    tests and then the integration suite run, their output after it, the tests marked alone
+    last; ALONGSIDE=0 runs them all one after another."""
     commands = dry_run("test")
     beside = (
         'part cluster > "$logs/cluster" 2>&1 & cluster=$!',
         'part check > "$logs/check" 2>&1 & kit=$!',
     )
     assert all(command in commands for command in beside), commands
+    # they start first, so that they also fill what the unit tests leave of the cores
+    assert max(commands.index(command) for command in beside) < commands.index("part unit ||")
+    assert commands.index("part unit ||") < commands.index("part integration ||")
     assert commands.index("part integration") < commands.index("part alone"), commands
     assert 'if [ "1" = 1 ]' in commands
     assert 'if [ "0" = 1 ]' in dry_run("test", "ALONGSIDE=0")
