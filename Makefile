@@ -67,21 +67,21 @@ $(VENV)/.installed: requirements-dev.txt pyproject.toml
 
 deps: $(VENV)/.installed ## the pinned Python packages and the project's own (editable), in .venv
 
-# Five parts. The unit tests on twice as many workers as cores, at most 16 (in-process servers,
-# loopback; much of their time is spent waiting on timers: 61 s against 92 s on 2 cores, on 4
-# workers against 2; UNIT_WORKERS=0: serially). Then, side by side (ALONGSIDE=1, the default),
-# three parts that together keep a 2-core machine busy: the integration suite on
-# INTEGRATION_WORKERS (2; a module's tests stay together: see its conftest), the cluster's tests
-# (Docker hosts in containers, their own engines) and the conformance kit's tests, CHECK_WORKERS
-# (3) at a time (each grades a program in its own containers and mostly waits on its timeouts),
-# with the tests marked `with_kit` (the benchmark's smoke run and the soak: they assert no
-# timing); the cluster's and the kit's output follows the integration suite's. Last, alone, the
-# tests marked `alone` (test_bounded.py): they time how long a bystander waits while an attack
-# runs, which nothing else on the machine may skew. ALONGSIDE=0 runs the middle three one after another.
-# JUNIT_DIR=dir writes dir/<part>.xml. Every part runs even if one before failed (Ctrl-C stops
-# them all); the status is the first failure's.
+# Five parts. In the background from the start (ALONGSIDE=1, the default), two that mostly wait:
+# the cluster's tests (Docker hosts in containers, their own engines) and the conformance kit's
+# tests, CHECK_WORKERS (3) at a time (each grades a program in its own containers and mostly
+# waits on its timeouts), with the tests marked `with_kit` (the benchmark's smoke run and the
+# soak: they assert no timing). Beside them, first the unit tests on twice as many workers as
+# cores, at most 16 (in-process servers, loopback; much of their time is spent waiting on
+# timers: 61 s against 92 s on 2 cores, on 4 workers against 2; UNIT_WORKERS=0: serially),
+# then the integration suite on INTEGRATION_WORKERS (3; a module's tests stay together: see its
+# conftest); the cluster's and the kit's output follows the integration suite's. Last, alone,
+# the tests marked `alone` (test_bounded.py): they time how long a bystander waits while an
+# attack runs, which nothing else on the machine may skew. ALONGSIDE=0 runs the first four one
+# after another. JUNIT_DIR=dir writes dir/<part>.xml. Every part runs even if one before failed
+# (Ctrl-C stops them all); the status is the first failure's.
 UNIT_WORKERS ?= $(shell n=$$(( $$(nproc) * 2 )); echo $$(( n > 16 ? 16 : n )))
-INTEGRATION_WORKERS ?= 2
+INTEGRATION_WORKERS ?= 3
 CHECK_WORKERS ?= 3
 ALONGSIDE ?= 1
 PYTEST = $(VENV)/bin/pytest
