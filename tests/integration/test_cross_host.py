@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import json
+import subprocess
 
 import pytest
-from labstack import ComposeStack
+from labstack import ROOT, ComposeStack
+from labstack.stack import HEALTH_OVERRIDE
 
 FAMILIES = [pytest.param(4, id="ipv4"), pytest.param(6, id="ipv6")]
 
@@ -105,3 +108,24 @@ def test_plain_compose_up_with_exit_code_from_client_ends_when_the_demo_does() -
         server.reload()
         assert server.status == "exited", server.status
         assert server.attrs["State"]["ExitCode"] == 0, fresh.server_log()[-2000:]
+
+
+def test_the_demo_checks_health_every_second_and_labstacks_stacks_every_5_s(
+    stack: ComposeStack,
+) -> None:
+    """`make up` starts the client once Docker's check finds the server healthy: every second
+    in compose.yaml. Every stack labstack brings up has compose.health.yaml on top (every 5 s:
+    each check costs about 80 ms of CPU) and waits with the same check, run itself."""
+    demo = subprocess.run(
+        ["docker", "compose", "--file", "compose.yaml", "config", "--format", "json"],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(demo.stdout)["services"]["server"]["healthcheck"]["interval"] == "1s"
+    assert stack.overrides[0] == HEALTH_OVERRIDE
+    server = stack.container("server")
+    assert server.attrs["Config"]["Healthcheck"]["Interval"] == 5 * 10**9
