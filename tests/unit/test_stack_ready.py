@@ -10,7 +10,8 @@ import time
 from typing import Any
 
 import pytest
-from labstack.stack import Stack, StackError
+from labstack import ROOT
+from labstack.stack import HEALTH_OVERRIDE, Stack, StackError, on_top
 
 
 class FakeContainer:
@@ -70,3 +71,12 @@ def test_a_server_that_exited_is_said_at_once() -> None:
     with pytest.raises(StackError, match="exited with 0 before it was healthy"):
         stack.wait_healthy("server", within_s=10)
     assert stack.checks == 0
+
+
+def test_the_interval_goes_on_the_labs_compose_file_only() -> None:
+    """The benchmark's compose file has no health checks and no service named server: the
+    override there made compose refuse the project (the benchmark's smoke run failed)."""
+    publish = ROOT / "compose.publish.yaml"
+    assert on_top(None, (publish,)) == (HEALTH_OVERRIDE, publish)
+    assert on_top(ROOT / "bench" / "compose.yaml", ()) == ()
+    assert HEALTH_OVERRIDE.is_file()

@@ -75,6 +75,13 @@ def random_ula_subnet() -> str:
     )
 
 
+def on_top(compose_file: Path | None, overrides: tuple[Path, ...]) -> tuple[Path, ...]:
+    """The compose files a stack puts on top of its own: the health check's interval
+    (HEALTH_OVERRIDE) on the lab's compose.yaml, none on another (the benchmark's has no
+    health checks, and no service named server), then the caller's ``overrides``."""
+    return (HEALTH_OVERRIDE, *overrides) if compose_file is None else overrides
+
+
 class Stack(Lifecycle):
     """A compose project with a unique name, brought up on enter and torn down on exit."""
 
@@ -91,7 +98,7 @@ class Stack(Lifecycle):
         self.compose_file = compose_file or project_dir / "compose.yaml"
         # more compose files on top: the health check's interval, then the caller's
         # (compose.publish.yaml, say)
-        self.overrides = (HEALTH_OVERRIDE, *overrides)
+        self.overrides = on_top(compose_file, overrides)
         self.project = project or f"labtest-{uuid.uuid4().hex[:10]}"
         self.services = services
         self.env = {**os.environ, "LAB_SUBNET6": random_ula_subnet(), **(env or {})}
