@@ -113,11 +113,11 @@ define run_suite
 	  echo "make: the cluster's and the kit's tests run beside the unit tests and the integration suite; their output follows"; \
 	  part cluster > "$$logs/cluster" 2>&1 & cluster=$$!; \
 	  part check > "$$logs/check" 2>&1 & kit=$$!; \
-	  code=0; part unit || code=$$?; judge $$code; \
-	  code=0; part integration || code=$$?; \
+	  unit_code=0; part unit || unit_code=$$?; \
+	  code=0; if [ $$unit_code != 2 ]; then part integration || code=$$?; fi; \
 	  cluster_code=0; wait $$cluster || cluster_code=$$?; cat "$$logs/cluster"; \
 	  kit_code=0; wait $$kit || kit_code=$$?; cat "$$logs/check"; \
-	  judge $$code; judge $$cluster_code; judge $$kit_code; \
+	  judge $$unit_code; judge $$code; judge $$cluster_code; judge $$kit_code; \
 	else \
 	  for serial in unit integration cluster check; do \
 	    code=0; part $$serial || code=$$?; judge $$code; \

@@ -132,6 +132,10 @@ def test_make_test_runs_the_cluster_and_the_kit_beside_the_integration_suite() -
     # they start first, so that they also fill what the unit tests leave of the cores
     assert max(commands.index(command) for command in beside) < commands.index("part unit ||")
     assert commands.index("part unit ||") < commands.index("part integration ||")
+    # Interrupted (status 2, Ctrl-C), the unit tests end make test only once the parts in the
+    # background have ended too (they tear down on Ctrl-C), not at once, leaving them running
+    assert commands.index("wait $kit") < commands.index("judge $unit_code")
+    assert "if [ $unit_code != 2 ]; then part integration" in commands
     assert commands.index("part integration") < commands.index("part alone"), commands
     assert 'if [ "1" = 1 ]' in commands
     assert 'if [ "0" = 1 ]' in dry_run("test", "ALONGSIDE=0")
