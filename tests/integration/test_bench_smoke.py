@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
+import children
 import pytest
 from labstack import ROOT
 from labtools import bench, benchpage
@@ -38,12 +38,9 @@ PEERS = {"project", "asyncio", "asyncio-protocol", "uvloop", "socat", "iperf3"}
 
 
 def test_bench_quick_run_writes_its_report(tmp_path: Path) -> None:
-    proc = subprocess.run(
+    proc = children.run(
         [sys.executable, str(ROOT / "scripts" / "bench.py"), "--smoke", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+        timeout_s=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((tmp_path / "latest.json").read_text())

@@ -8,13 +8,13 @@ from __future__ import annotations
 import io
 import json
 import re
-import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import children
 import docker
 import dpkt
 import pytest
@@ -37,12 +37,9 @@ def labcheck(mode: str, *args: str, tmp_path: Path) -> tuple[int, dict[str, Any]
     """``python -m labcheck MODE ARGS --report``: exit status, the JSON report, the table."""
     report = tmp_path / "report.json"
     started = time.monotonic()
-    proc = subprocess.run(
+    proc = children.run(
         [sys.executable, "-m", "labcheck", mode, *args, "--report", str(report)],
-        capture_output=True,
-        text=True,
-        timeout=HANG_S,
-        check=False,
+        timeout_s=HANG_S,
     )
     print(f"the check took {time.monotonic() - started:.0f} s, exit {proc.returncode}")
     print(proc.stdout, proc.stderr)

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import subprocess
 import sys
 from pathlib import Path
 
+import children
 import pytest
 from labcheck.exercises import EXERCISES, Exercise
 
@@ -30,15 +30,12 @@ STARTING_FAILS = {
 
 def grade(exercise: Exercise, program: Path, tmp_path: Path) -> tuple[int, dict, str]:
     report = tmp_path / "report.json"
-    proc = subprocess.run(
+    proc = children.run(
         [
             *(sys.executable, "-m", "labcheck", "exercise", str(exercise.number)),
             *("--program", str(program), "--report", str(report)),
         ],
-        capture_output=True,
-        text=True,
-        timeout=HANG_S,
-        check=False,
+        timeout_s=HANG_S,
     )
     print(proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr, proc.stderr

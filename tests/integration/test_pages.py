@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import children
 import dpkt
 import pytest
 from lab import registry
@@ -100,12 +100,9 @@ def test_the_benchmark_page_in_a_browser(browser: Browser, width: int, tmp_path:
 def test_make_capture_writes_the_capture_and_its_ladders(tmp_path: Path) -> None:
     """The command itself (scripts/capture.py): a pcapng for Wireshark and the page beside it,
     one arrow per packet of that pcapng."""
-    proc = subprocess.run(
+    proc = children.run(
         [sys.executable, str(ROOT / "scripts" / "capture.py"), "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
+        timeout_s=240,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     (pcapng,) = tmp_path.glob("demo-*.pcapng")

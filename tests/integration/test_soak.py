@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import children
 import docker
 import pytest
 from labsoak.checker import OUTCOMES
@@ -37,7 +38,7 @@ def soak_leftovers(project: str = "labsoak-") -> list[str]:
 
 
 def test_a_60_second_soak_loses_and_corrupts_nothing(tmp_path: Path) -> None:
-    proc = subprocess.run(
+    proc = children.run(
         [
             sys.executable,
             "-m",
@@ -49,10 +50,7 @@ def test_a_60_second_soak_loses_and_corrupts_nothing(tmp_path: Path) -> None:
             "--out",
             str(tmp_path),
         ],
-        capture_output=True,
-        text=True,
-        timeout=SECONDS + 180,
-        check=False,
+        timeout_s=SECONDS + 180,
     )
     print(proc.stdout[-4000:])
     assert f"seed {SEED}" in proc.stdout.splitlines()[0]
