@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import re
+import signal
+import sys
+import threading
+from collections.abc import Iterator
 from typing import Any, ClassVar, Self
 
 import docker
@@ -49,7 +53,8 @@ class Lifecycle:
     def close(self) -> None:
         if self in Lifecycle.active:
             Lifecycle.active.remove(self)
-        self.stop()
+        with interrupts_deferred():
+            self.stop()
 
     def start(self) -> None:
         raise NotImplementedError
@@ -66,6 +71,30 @@ class Lifecycle:
     def sweep(self) -> list[str]:
         """Force-remove anything still carrying the label; return what was found."""
         return sweep_labelled(self.docker, self.label)
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """A teardown that Ctrl-C (or SIGTERM) cannot cut short: a signal that comes meanwhile is
+    held, and raised as KeyboardInterrupt once the block is done, unless an exception is on
+    its way out already (the teardown of a test that Ctrl-C interrupted: that one goes on).
+    A Ctrl-C that came as a stack was being taken down once left its containers behind. Only
+    in the main thread, where Python handles signals; elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {
+        signum: signal.signal(signum, lambda got, _frame: held.append(got))
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if held and sys.exc_info()[0] is None:
+        raise KeyboardInterrupt(f"signal {held[0]}, held until the teardown was done")
 
 
 def _labelled(engine: docker.DockerClient, label: str) -> list[tuple[str, Any]]:

@@ -140,8 +140,14 @@ class Stack(Lifecycle):
             self.project,
             *args,
         ]
-        proc = subprocess.run(
-            cmd, env=self.env, capture_output=True, text=True, timeout=timeout_s, check=False
+        proc = subprocess.run(  # a session of its own: Ctrl-C is ours to handle, not compose's
+            cmd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            start_new_session=True,
         )
         if check and proc.returncode != 0:
             raise StackError(
