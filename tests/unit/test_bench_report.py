@@ -3,6 +3,8 @@ cores, the CPU counters and the targets (the figures themselves come from `make 
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 from labtools import bench, quiet
 
@@ -151,3 +153,22 @@ def test_the_cost_curves_are_drawn_and_the_concurrency_target_judged(tmp_path) -
     assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
     (target,) = [t for t in bench.targets(rows) if "at 1,024 connections" in t["target"]]
     assert target["value"] == 1.05 and target["met"] is True
+
+
+def test_an_interrupted_benchmark_says_so_in_one_line_and_exits_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C, or SIGTERM from a CI that cancels (scripts/bench.py once left SIGTERM to kill
+    it outright, and Ctrl-C printed a traceback): its stack is torn down on the way out."""
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    previous = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(bench, "main", interrupted)
+    try:
+        assert bench.run() == 130
+        assert signal.getsignal(signal.SIGTERM) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert capsys.readouterr().err == "bench: interrupted; what it started has been removed\n"

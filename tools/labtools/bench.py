@@ -1249,7 +1249,17 @@ def write_page(files: list[Path]) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    # SIGTERM (a CI cancelling the job) tears down like Ctrl-C: nothing is left behind.
+def run() -> int:
+    """The command line (scripts/bench.py, ``python -m labtools.bench``): SIGTERM (a CI
+    cancelling the job) tears down as Ctrl-C does, so nothing is left behind, and either ends
+    in one line and status 130, not a traceback."""
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    sys.exit(main())
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print("bench: interrupted; what it started has been removed", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(run())
