@@ -3,6 +3,7 @@
 ``labtools.cluster``; ``--help`` lists the options."""
 
 from labtools.cluster import main
+from labtools.command import run
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

@@ -96,14 +96,15 @@ def slow_reader(host: str, port: int, size: int, hold_s: float, patience_s: floa
 
 if __name__ == "__main__":
     mode, host, port, *rest = sys.argv[1:]
+
+    def optional(default_s: float) -> float:
+        """The optional [T]: idle's wait for each echo, slow-reader's patience."""
+        return float(rest[2]) if len(rest) > 2 else default_s
+
     if mode == "wait":
         out = wait(host, int(port), float(rest[0]))
     elif mode == "idle":
-        out = idle(
-            host, int(port), int(rest[0]), float(rest[1]), float(rest[2]) if len(rest) > 2 else 1.0
-        )
+        out = idle(host, int(port), int(rest[0]), float(rest[1]), optional(1.0))
     else:
-        out = slow_reader(
-            host, int(port), int(rest[0]), float(rest[1]), float(rest[2]) if len(rest) > 2 else 2.0
-        )
+        out = slow_reader(host, int(port), int(rest[0]), float(rest[1]), optional(2.0))
     print(json.dumps(out), flush=True)

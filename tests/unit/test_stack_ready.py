@@ -15,12 +15,23 @@ from labstack.stack import HEALTH_OVERRIDE, Stack, StackError, on_top
 
 
 class FakeContainer:
+    """A container whose health check, exec'd, answers ``answers`` in turn (the last one again
+    once they run out)."""
+
     def __init__(self, status: str, health: str) -> None:
         self.attrs: dict[str, Any] = {
             "State": {"Status": status, "Health": {"Status": health}, "ExitCode": 0},
             "RestartCount": 0,
             "Config": {"Healthcheck": {"Test": ["CMD", "python3", "-m", "labserver"]}},
         }
+        self.answers: list[tuple[int, str]] = []
+        self.checks = 0
+
+    def exec_run(self, command: list[str]) -> tuple[int, bytes]:
+        assert command == ["python3", "-m", "labserver"]  # the image's check, as Docker runs it
+        self.checks += 1
+        code, output = self.answers[min(self.checks, len(self.answers)) - 1]
+        return code, output.encode()
 
     def reload(self) -> None:
         pass
@@ -30,18 +41,18 @@ class FakeContainer:
 
 
 class ScriptedStack(Stack):
-    """A stack whose server is ``container`` and whose health check answers ``answers`` in
-    turn (the last one again once they run out)."""
+    """A stack whose server is ``container``, its health check answering ``answers``."""
 
     def __init__(self, container: FakeContainer, answers: list[tuple[int, str]]) -> None:
-        self.fake, self.answers, self.checks = container, answers, 0
+        self.fake = container
+        container.answers = answers
+
+    @property
+    def checks(self) -> int:
+        return self.fake.checks
 
     def container(self, service: str) -> Any:
         return self.fake
-
-    def healthcheck(self, service: str = "server") -> tuple[int, str]:
-        self.checks += 1
-        return self.answers[min(self.checks, len(self.answers)) - 1]
 
 
 def test_a_server_is_ready_when_its_own_check_passes_before_dockers_first() -> None:

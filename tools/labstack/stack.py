@@ -261,7 +261,7 @@ class Stack(Lifecycle):
                 # Docker's own first check comes one interval (5 s) after the start: the same
                 # check, run now, decides instead.
                 try:
-                    code, output = self.healthcheck(service)
+                    code, output = run_health_check(container)
                 except docker.errors.APIError as exc:  # it stopped meanwhile: seen next time
                     raise NotYet(f"{service}: {exc}") from None
                 if code == 0:
@@ -297,11 +297,7 @@ class Stack(Lifecycle):
 
     def healthcheck(self, service: str = "server") -> tuple[int, str]:
         """Run the service's health check now (exit status, output), as Docker would."""
-        test = self.container(service).attrs["Config"]["Healthcheck"]["Test"]
-        exit_code, output = self.container(service).exec_run(
-            test[1:] if test[0] == "CMD" else ["sh", "-c", test[1]]
-        )
-        return exit_code, output.decode(errors="replace").strip()
+        return run_health_check(self.container(service))
 
     def memory_bytes(self, service: str) -> int:
         """The resident memory of the service's own process (the container's PID 1). Not the
@@ -386,6 +382,13 @@ def require_images(engine: docker.DockerClient, images: tuple[str, ...], tag: st
                 f"image sockets-lab/{image}:{tag} is missing: run `make build` "
                 "first (`make test` does)"
             ) from None
+
+
+def run_health_check(container: Container) -> tuple[int, str]:
+    """The container's health check, run now (exit status, output), as Docker would."""
+    test = container.attrs["Config"]["Healthcheck"]["Test"]
+    exit_code, output = container.exec_run(test[1:] if test[0] == "CMD" else ["sh", "-c", test[1]])
+    return exit_code, output.decode(errors="replace").strip()
 
 
 def _health_check_off(container: Container) -> bool:

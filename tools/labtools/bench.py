@@ -28,7 +28,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -49,7 +48,7 @@ from labstack import ROOT, ComposeStack
 from labstack.stack import NotYet, wait_for
 from matplotlib.axes import Axes
 
-from . import benchpage, quiet, scale
+from . import benchpage, command, quiet, scale
 from .progress import Progress
 
 SWEEP_CONNS = (16, 256, 1024)  # with 1 and 64: request/response at 1, 16, 64, 256 and 1,024
@@ -1250,15 +1249,9 @@ def write_page(files: list[Path]) -> int:
 
 
 def run() -> int:
-    """The command line (scripts/bench.py, ``python -m labtools.bench``): SIGTERM (a CI
-    cancelling the job) tears down as Ctrl-C does, so nothing is left behind, and either ends
-    in one line and status 130, not a traceback."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        return main()
-    except KeyboardInterrupt:
-        print("bench: interrupted; what it started has been removed", file=sys.stderr)
-        return 130
+    """The command line (scripts/bench.py, ``python -m labtools.bench``): SIGTERM tears down
+    as Ctrl-C does (``command.run``), and either ends in one line and status 130."""
+    return command.run(main, "bench: interrupted; what it started has been removed")
 
 
 if __name__ == "__main__":

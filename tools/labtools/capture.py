@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import signal
 import struct
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 from lab import registry
 from labstack import ROOT, ComposeStack, StackError, capture
 
-from . import ladder
+from . import command, ladder
 from .progress import Progress
 
 NAMES = {(row.kind, row.default_port): row.name for row in registry.LISTENERS}
@@ -151,6 +150,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # SIGTERM (a CI cancelling the job) tears down like Ctrl-C: nothing is left behind.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    sys.exit(main())
+    sys.exit(command.run(main))

@@ -10,7 +10,6 @@ and exits with the demo's status. The machine's own engine is left as it was (no
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from labstack.cluster import STACK, Cluster
 from labstack.stack import NotYet, StackError, wait_for
 
+from . import command
 from .progress import Progress
 
 # The plan that the progress line counts down (about PHASE_S each on a 2-core machine: 15 s in
@@ -110,6 +110,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # SIGTERM (a CI cancelling the job) tears down like Ctrl-C: nothing is left behind.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    sys.exit(main())
+    sys.exit(command.run(main))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 from lab import registry
 from labstack import ROOT, ComposeStack, StackError, capture
 
-from . import ladder
+from . import command, ladder
 from .browser import Browser
 from .capture import host_names
 
@@ -63,5 +62,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    sys.exit(main())
+    sys.exit(command.run(main))
