@@ -21,7 +21,7 @@ import pytest
 from labsoak import checker
 from labsoak.cluster import soak_cluster
 from labstack import ROOT, capture
-from labstack.cluster import OVERLAY, STACK, Cluster, cgroup_parents
+from labstack.cluster import OVERLAY, STACK, Cluster, cgroup_parents, run_attached
 from labstack.stack import NotYet, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -65,12 +65,12 @@ print(json.dumps(seen))
 
 def run_python(cluster: Cluster, node: str, source: str, *args: str, network: str = OVERLAY) -> Any:
     """A stdlib Python snippet in a client-image container on ``node``; its JSON output."""
-    run = cluster.nodes[node].api.containers.run(
+    run = run_attached(
+        cluster.nodes[node].api,
         f"sockets-lab/client:{cluster.image_tag}",
         entrypoint=["python3", "-c", source],
         command=list(args),
         network=network,
-        detach=True,
         labels=cluster.labels,
         read_only=True,
         cap_drop=["ALL"],

@@ -2,7 +2,8 @@
 ``containers.list()`` lists, then inspects each container it found, and a container removed in
 between fails the whole call with ``NotFound`` (a CI run lost a soak test to it). Every call the
 project makes passes ``ignore_removed=True``; the low-level ``api.containers()`` does not inspect
-and needs nothing."""
+and needs nothing. Also here: what a shared, busy engine does now and then (an image re-tagged
+meanwhile, a swarm manager too slow to attach a container to its overlay)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import io
 from pathlib import Path
 from types import SimpleNamespace
 
+import docker.errors
+import pytest
 from docker.models.images import Image
 from labstack import ROOT
-from labstack.cluster import save_image
+from labstack.cluster import run_attached, save_image
 
 
 def high_level_lists(path: Path) -> list[ast.Call]:
@@ -90,3 +93,54 @@ def test_the_cluster_saves_an_image_under_the_name_it_asked_for() -> None:
     assert out.getvalue() == b"archive of sockets-lab/client:latest"
     image.save(named=True)  # what it did before, for contrast: the first tag
     assert api.asked[-1] == "sockets-lab/client:cpu-share-1a2b3c4d"
+
+
+ATTACH_TIMEOUT = (
+    "attaching to network failed, make sure your network options are correct and check manager "
+    "logs: context deadline exceeded"
+)
+
+
+class FakeNodeContainers:
+    """A node's ``containers`` whose first ``fail`` starts fail with ``error``."""
+
+    def __init__(self, fail: int, error: str) -> None:
+        self.fail, self.error = fail, error
+        self.made: list[SimpleNamespace] = []
+
+    def create(self, image: str, **options: object) -> SimpleNamespace:
+        def start() -> None:
+            if len(self.made) <= self.fail:
+                raise docker.errors.APIError("500 Server Error", explanation=self.error)
+            container.running = True
+
+        def remove(force: bool = False) -> None:
+            container.removed = force
+
+        container = SimpleNamespace(
+            image=image, options=options, start=start, remove=remove, running=False, removed=False
+        )
+        self.made.append(container)
+        return container
+
+
+def test_a_container_the_manager_did_not_attach_in_time_is_made_again() -> None:
+    """Once in a CI run with both cores taken, a client container's start on a node failed
+    with the engine's 20 s attach timeout, and the cluster test with it; the next start attached
+    at once. The failed container is removed, not left "created"."""
+    containers = FakeNodeContainers(fail=2, error=ATTACH_TIMEOUT)
+    run = run_attached(SimpleNamespace(containers=containers), "img", network="lab_labnet")
+    assert run is containers.made[-1] and run.running and len(containers.made) == 3
+    assert [c.removed for c in containers.made] == [True, True, False]
+    assert run.options == {"network": "lab_labnet"}
+
+
+def test_attach_timeouts_end_after_three_attempts_and_other_errors_at_once() -> None:
+    always = FakeNodeContainers(fail=99, error=ATTACH_TIMEOUT)
+    with pytest.raises(docker.errors.APIError, match="context deadline"):
+        run_attached(SimpleNamespace(containers=always), "img")
+    assert len(always.made) == 3 and all(c.removed for c in always.made)
+    other = FakeNodeContainers(fail=99, error="network lab6 not found")
+    with pytest.raises(docker.errors.APIError, match="not found"):
+        run_attached(SimpleNamespace(containers=other), "img")
+    assert len(other.made) == 1 and other.made[0].removed

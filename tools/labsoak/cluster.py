@@ -17,7 +17,7 @@ from typing import Any
 
 import docker.errors
 from labstack.clients import lab_hardening
-from labstack.cluster import OVERLAY, Cluster
+from labstack.cluster import OVERLAY, Cluster, run_attached
 from labstack.stack import NotYet, StackError, wait_for
 
 from .follow import run_under_nemesis
@@ -117,11 +117,11 @@ def _soak(
     nemesis = ClusterNemesis(seed, seconds, say=say, cluster=cluster, tracks=(CLUSTER_FAULTS,))
     api = cluster.nodes[CLIENT_NODE].api
     containers = [
-        api.containers.run(
+        run_attached(
+            api,
             f"sockets-lab/client:{cluster.image_tag}",
-            ["soak", "server", str(seconds), seed, f"w{i}"],
+            command=["soak", "server", str(seconds), seed, f"w{i}"],
             entrypoint=["python3", "-m", "labprobe"],
-            detach=True,
             network=OVERLAY,
             labels=cluster.labels,
             **lab_hardening(),
