@@ -261,7 +261,10 @@ def test_costly_requests_on_many_connections_do_not_hold_up_a_fresh_one() -> Non
         f"behind 64 of them, with {still_queued} connections still queued"
     )
     assert still_queued > 0, "the attack was over before the fresh request: no test"
-    assert waited < max(4 * one, 0.2), f"waited {waited:.3f}s (one costly request: {one:.3f}s)"
+    # Served in turn, it would wait for each of the 8 or more connections with queued work (8 x
+    # one at the least; all 64 requests, 64 x); least recent first, for the one under way. 6 x
+    # leaves room for a busy machine: beside the Docker tests, 4 x was once missed by 1 ms.
+    assert waited < max(6 * one, 0.2), f"waited {waited:.3f}s (one costly request: {one:.3f}s)"
 
 
 def test_accepting_is_bounded_per_turn() -> None:
