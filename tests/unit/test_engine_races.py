@@ -140,6 +140,10 @@ def test_attach_timeouts_end_after_three_attempts_and_other_errors_at_once() -> 
     with pytest.raises(docker.errors.APIError, match="context deadline"):
         run_attached(SimpleNamespace(containers=always), "img")
     assert len(always.made) == 3 and all(c.removed for c in always.made)
+    once = FakeNodeContainers(fail=99, error=ATTACH_TIMEOUT)  # where the timeout is the verdict
+    with pytest.raises(docker.errors.APIError, match="context deadline"):
+        run_attached(SimpleNamespace(containers=once), "img", attempts=1)
+    assert len(once.made) == 1
     other = FakeNodeContainers(fail=99, error="network lab6 not found")
     with pytest.raises(docker.errors.APIError, match="not found"):
         run_attached(SimpleNamespace(containers=other), "img")

@@ -146,10 +146,12 @@ def _attach_timed_out(exc: BaseException) -> bool:
     )
 
 
-def run_attached(engine: docker.DockerClient, image: str, **options: Any) -> Container:
+def run_attached(
+    engine: docker.DockerClient, image: str, attempts: int = ATTACH_ATTEMPTS, **options: Any
+) -> Container:
     """``engine.containers.run(image, detach=True, **options)`` for a container on an overlay
     network: if its start fails because the manager did not attach it in time, the container
-    is removed and made again, ATTACH_ATTEMPTS times in all; any other error at once. The last
+    is removed and made again, ``attempts`` times in all; any other error at once. The last
     failure is raised as it came (a test that turns "cannot join" into an xfail still can)."""
 
     def attempt() -> Container:
@@ -163,7 +165,7 @@ def run_attached(engine: docker.DockerClient, image: str, **options: Any) -> Con
         return container
 
     retrying = Retrying(
-        stop=stop_after_attempt(ATTACH_ATTEMPTS),
+        stop=stop_after_attempt(attempts),
         wait=wait_fixed(1),
         retry=retry_if_exception(_attach_timed_out),
         reraise=True,
