@@ -72,6 +72,24 @@ def own_stack() -> Iterator[ComposeStack]:
         yield mine
 
 
+PER_ADDRESS = 100  # the per-address cap of the bounded stacks (test_bounded.py, test_limits.py)
+
+
+@pytest.fixture(scope="module")
+def bounded() -> Iterator[ComposeStack]:
+    """A stack of the module's own under compose.yaml's limits (128m), with a per-address cap
+    of PER_ADDRESS; its server process as it started is ``first_process``."""
+    with ComposeStack(env={"LAB_MAX_CONNECTIONS_PER_IP": str(PER_ADDRESS)}) as stack:
+        stack.first_process = stack.process_identity()
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def budget(bounded: ComposeStack) -> int:
+    """The bounded stack's memory budget, as its server says at start."""
+    return int(bounded.wait_for_server_event(0, event="budget")["bytes"])
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item,

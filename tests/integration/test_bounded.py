@@ -32,21 +32,7 @@ BYSTANDER_WAIT_S = 1.0  # the longest a fresh request may wait while an attack g
 # What RSS may reach: the budget (a third of 128 MiB) for what peers make us hold, and this much
 # for the interpreter and one request's work at a time (a 512 KiB JSON text parsed).
 RSS_MARGIN = 40 << 20
-PER_ADDRESS = 100
 ECHO, APP, UDP = (registry.default_port(name) for name in ("tcp-echo", "app", "udp-echo"))
-
-
-@pytest.fixture(scope="module")
-def bounded() -> Iterator[ComposeStack]:
-    with ComposeStack(env={"LAB_MAX_CONNECTIONS_PER_IP": str(PER_ADDRESS)}) as stack:
-        stack.first_process = stack.process_identity()
-        yield stack
-
-
-@pytest.fixture(scope="module")
-def budget(bounded: ComposeStack) -> int:
-    """The server's memory budget, as it says at start."""
-    return int(bounded.wait_for_server_event(0, event="budget")["bytes"])
 
 
 @pytest.fixture(autouse=True)
